@@ -1,0 +1,174 @@
+"""Typed settings: the one place every environment variable of the system is read.
+
+Names follow the reference system (``../shared/spec/system.md`` §8); a bad value stops start-up
+with a message that names the variable.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MAX_FILE_SIZE_DEFAULT = 50 * 1024 * 1024
+
+
+class StorageProvider(StrEnum):
+    LOCAL = "local"
+    S3 = "s3"
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=None, case_sensitive=False, extra="ignore", validate_default=True
+    )
+
+    # --- databases and instance -------------------------------------------------------------
+    scryon_database_url: str | None = None
+    """Postgres URL of the call database; unset means the embedded default server."""
+    scryon_embedded_pg_dir: Path = Path("./var/postgres")
+    dagster_home: Path | None = None
+
+    # --- Lemonfox -----------------------------------------------------------------------------
+    lemonfox_api_key: SecretStr | None = None
+    lemonfox_base_url: str = "https://api.lemonfox.ai/v1"
+    lemonfox_model: str = "whisper-1"
+    lemonfox_language: str = "auto"
+    lemonfox_timeout_seconds: float = Field(180, gt=0)
+    lemonfox_max_retries: int = Field(3, ge=0)
+    scryon_transcription_callback_enabled: bool = False
+    scryon_public_base_url: str | None = None
+    scryon_webhook_secret: SecretStr | None = None
+    """One or more comma-separated secrets, current first; each at least 32 bytes."""
+    scryon_transcription_callback_timeout_minutes: int = Field(30, gt=0)
+
+    # --- pyannoteAI ---------------------------------------------------------------------------
+    pyannote_enabled: bool = False
+    pyannote_api_key: SecretStr | None = None
+    pyannote_base_url: str = "https://api.pyannote.ai"
+    pyannote_model: str = "precision-2"
+    pyannote_webhook_secret: SecretStr | None = None
+    scryon_diarization_timeout_seconds: float = Field(300, gt=0)
+    scryon_diarization_poll_interval_seconds: float = Field(5, gt=0)
+    scryon_diarization_max_retries: int = Field(2, ge=0)
+    scryon_diarization_max_audio_minutes: float = Field(30, gt=0)
+    scryon_diarization_hint_two_speakers: bool = True
+
+    # --- voice embedding ----------------------------------------------------------------------
+    scryon_voice_embedding_enabled: bool = False
+    scryon_voice_embedding_provider: str = "pyannote"
+    scryon_voice_embedding_high_threshold: float = Field(0.85, ge=0, le=1)
+    scryon_voice_embedding_medium_threshold: float = Field(0.75, ge=0, le=1)
+
+    # --- audio --------------------------------------------------------------------------------
+    scryon_audio_preprocessing_enabled: bool = True
+    scryon_ffmpeg_path: str = "ffmpeg"
+    scryon_audio_denoise_enabled: bool = True
+    scryon_audio_highpass_hz: int = Field(80, ge=0)
+    scryon_audio_denoise_nr_db: float = Field(12, ge=0)
+    scryon_audio_denoise_noise_floor_db: float = -25
+    scryon_audio_preprocessing_timeout_seconds: float = Field(60, gt=0)
+    max_file_size: int = Field(MAX_FILE_SIZE_DEFAULT, gt=0)
+
+    # --- LLM ----------------------------------------------------------------------------------
+    llm_api_key: SecretStr | None = None
+    llm_base_url: str = "https://api.openai.com/v1"
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout_seconds: float = Field(120, gt=0)
+    llm_temperature: float = Field(0.2, ge=0, le=2)
+    llm_max_retries: int = Field(1, ge=0)
+    llm_speaker_naming_enabled: bool = False
+    llm_price_input_per_mtok_usd: float = Field(0.15, ge=0)
+    llm_price_output_per_mtok_usd: float = Field(0.60, ge=0)
+    scryon_analysis_enabled: bool = True
+
+    # --- provider prices (cost estimates) and concurrency -------------------------------------
+    lemonfox_price_per_audio_hour_usd: float = Field(0.17, ge=0)
+    pyannote_price_per_audio_hour_usd: float = Field(0.12, ge=0)
+    pyannote_min_billed_seconds: float = Field(20, ge=0)
+    scryon_lemonfox_concurrency: int = Field(8, gt=0)
+    scryon_pyannote_concurrency: int = Field(8, gt=0)
+    scryon_llm_concurrency: int = Field(8, gt=0)
+
+    # --- object storage -----------------------------------------------------------------------
+    object_storage_provider: StorageProvider = StorageProvider.LOCAL
+    object_storage_bucket: str | None = None
+    object_storage_endpoint: str | None = None
+    object_storage_region: str | None = None
+    object_storage_access_key: SecretStr | None = None
+    object_storage_secret_key: SecretStr | None = None
+    object_storage_path_style_access: bool = True
+    object_storage_local_path: Path = Path("./var/storage")
+    object_storage_temp_audio_ttl_hours: float = Field(24, gt=0)
+
+    # --- jobs ---------------------------------------------------------------------------------
+    scryon_stale_job_timeout_minutes: float = Field(15, gt=0)
+    scryon_sweep_interval_ms: int = Field(300_000, gt=0)
+    scryon_queued_sensor_interval_seconds: int = Field(5, gt=0)
+    scryon_sensor_batch_size: int = Field(100, gt=0, le=1000)
+    scryon_event_retention_days: int = Field(30, gt=0)
+
+    # --- security and privacy -----------------------------------------------------------------
+    scryon_api_key: SecretStr | None = None
+    """One or more comma-separated keys, all accepted (rotation without downtime)."""
+    redact_transcripts: bool = True
+
+    @model_validator(mode="after")
+    def _check_cross_field_rules(self) -> Settings:
+        if self.object_storage_provider is StorageProvider.S3 and not self.object_storage_bucket:
+            raise ValueError("OBJECT_STORAGE_BUCKET is required when OBJECT_STORAGE_PROVIDER=s3")
+        if self.scryon_voice_embedding_medium_threshold > self.scryon_voice_embedding_high_threshold:
+            raise ValueError(
+                "SCRYON_VOICE_EMBEDDING_MEDIUM_THRESHOLD must not exceed SCRYON_VOICE_EMBEDDING_HIGH_THRESHOLD"
+            )
+        for secret in self.webhook_secrets:
+            if len(secret.encode()) < 32:
+                raise ValueError("SCRYON_WEBHOOK_SECRET: every secret must be at least 32 bytes")
+        if self.scryon_transcription_callback_enabled and not self.scryon_public_base_url:
+            raise ValueError(
+                "SCRYON_PUBLIC_BASE_URL is required when SCRYON_TRANSCRIPTION_CALLBACK_ENABLED=true"
+            )
+        return self
+
+    @property
+    def webhook_secrets(self) -> list[str]:
+        return _split_secret_list(self.scryon_webhook_secret)
+
+    @property
+    def api_keys(self) -> list[str]:
+        return _split_secret_list(self.scryon_api_key)
+
+    @property
+    def stale_job_timeout_seconds(self) -> float:
+        return self.scryon_stale_job_timeout_minutes * 60
+
+
+def _split_secret_list(value: SecretStr | None) -> list[str]:
+    if value is None:
+        return []
+    return [part.strip() for part in value.get_secret_value().split(",") if part.strip()]
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment; raise SettingsError naming each bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            variable = ".".join(str(part) for part in error["loc"]).upper()
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{variable}: {message}" if variable else message)
+        raise SettingsError("invalid configuration: " + "; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
