@@ -13,6 +13,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from scryon_dagster.domain.flags import FeatureFlag
+
 MAX_FILE_SIZE_DEFAULT = 50 * 1024 * 1024
 
 
@@ -148,6 +150,15 @@ class Settings(BaseSettings):
     @property
     def stale_job_timeout_seconds(self) -> float:
         return self.scryon_stale_job_timeout_minutes * 60
+
+    @property
+    def flag_defaults(self) -> dict[FeatureFlag, bool]:
+        return {
+            FeatureFlag.PYANNOTE_ENABLED: self.pyannote_enabled,
+            FeatureFlag.SCRYON_VOICE_EMBEDDING_ENABLED: self.scryon_voice_embedding_enabled,
+            FeatureFlag.SCRYON_ANALYSIS_ENABLED: self.scryon_analysis_enabled,
+            FeatureFlag.LLM_SPEAKER_NAMING_ENABLED: self.llm_speaker_naming_enabled,
+        }
 
 
 def _split_secret_list(value: SecretStr | None) -> list[str]:

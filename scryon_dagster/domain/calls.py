@@ -29,9 +29,9 @@ ALLOWED_TRANSITIONS: frozenset[tuple[CallStatus, CallStatus]] = frozenset(
         (CallStatus.ANALYZING, CallStatus.FAILED),
         (CallStatus.COMPLETED, CallStatus.QUEUED),
         (CallStatus.FAILED, CallStatus.QUEUED),
-        # re-deriving normalization/analysis of a finished call from stored raw artifacts
-        (CallStatus.COMPLETED, CallStatus.ANALYZING),
-        (CallStatus.FAILED, CallStatus.ANALYZING),
+        # a run launched by hand (UI materialization, reprocess job) takes an idle call directly
+        (CallStatus.COMPLETED, CallStatus.TRANSCRIBING),
+        (CallStatus.FAILED, CallStatus.TRANSCRIBING),
     }
 )
 

@@ -1,0 +1,1 @@
+"""The call database: every SQL statement lives in this package."""

@@ -1,0 +1,92 @@
+"""Typed rows returned by the data-access layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from scryon_dagster.domain.calls import ArtifactType, CallStatus, Direction
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    id: UUID
+    user_id: UUID
+    title: str | None
+    notes: str | None
+    contact_name: str | None
+    contact_id: str | None
+    phone_number: str | None
+    organization: str | None
+    direction: Direction
+    recorded_at: datetime | None
+    duration_seconds: float | None
+    status: CallStatus
+    error_reason: str | None
+    claim_id: UUID | None
+    claimed_at: datetime | None
+    attempt: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class NewCall:
+    """What intake knows about a call before it is queued."""
+
+    title: str | None = None
+    notes: str | None = None
+    contact_name: str | None = None
+    contact_id: str | None = None
+    phone_number: str | None = None
+    organization: str | None = None
+    direction: Direction = Direction.UNKNOWN
+    recorded_at: datetime | None = None
+    duration_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    id: UUID
+    external_user_id: str
+    email: str | None
+    display_name: str | None
+
+
+@dataclass(frozen=True)
+class ArtifactRecord:
+    call_id: UUID
+    artifact_type: ArtifactType
+    storage_key: str
+    content_type: str
+    byte_size: int
+    schema_version: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ClaimedCall:
+    call_id: UUID
+    user_id: UUID
+    attempt: int
+
+
+@dataclass(frozen=True)
+class VoiceProfile:
+    user_id: UUID
+    provider: str
+    model: str | None
+    embedding_json: object
+
+
+@dataclass(frozen=True)
+class ProcessingEvent:
+    call_id: UUID
+    user_id: UUID | None
+    stage: str
+    status: str
+    provider: str | None = None
+    duration_ms: int | None = None
+    error_code: str | None = None
+    error_message: str | None = None

@@ -1,0 +1,420 @@
+"""Every SQL statement of the call database, behind one class that returns typed records."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from scryon_dagster.adapters.db.records import (
+    ArtifactRecord,
+    CallRecord,
+    ClaimedCall,
+    NewCall,
+    ProcessingEvent,
+    UserRecord,
+    VoiceProfile,
+)
+from scryon_dagster.domain.calls import (
+    ArtifactType,
+    CallStatus,
+    Direction,
+    EventStatus,
+    Stage,
+    is_allowed_transition,
+)
+
+_CALL_COLUMNS = (
+    "id, user_id, title, notes, contact_name, contact_id, phone_number, organization, direction, "
+    "recorded_at, duration_seconds, status, error_reason, claim_id, claimed_at, attempt, created_at, updated_at"
+)
+_ARTIFACT_COLUMNS = "call_id, artifact_type, storage_key, content_type, byte_size, schema_version, created_at"
+
+
+class DatabaseError(RuntimeError):
+    """The call database refused or failed an operation."""
+
+
+class DatabaseUnavailableError(DatabaseError):
+    """The call database cannot be reached."""
+
+
+class IllegalTransitionError(DatabaseError):
+    """A status change the status machine does not allow."""
+
+
+class CallDatabase:
+    """The call database (Postgres is the source of truth). Thread-safe; one per process."""
+
+    def __init__(self, database_url: str, *, max_connections: int = 10, timeout_seconds: float = 10) -> None:
+        self._pool = ConnectionPool(
+            database_url,
+            min_size=1,
+            max_size=max_connections,
+            timeout=timeout_seconds,
+            kwargs={"autocommit": False, "row_factory": dict_row, "connect_timeout": 5},
+            open=False,
+            name="scryon-calls",
+        )
+        self._opened = False
+
+    # --- lifecycle ------------------------------------------------------------------------------
+    def open(self) -> CallDatabase:
+        if not self._opened:
+            self._pool.open(wait=False)
+            self._opened = True
+        return self
+
+    def close(self) -> None:
+        if self._opened:
+            self._pool.close()
+            self._opened = False
+
+    def __enter__(self) -> CallDatabase:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _cursor(self) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
+        """A cursor inside one transaction, committed on success; connection failures become
+        DatabaseUnavailableError."""
+        self.open()
+        try:
+            with self._pool.connection() as conn, conn.cursor() as cur:
+                yield cur
+        except PoolTimeout as exc:
+            raise DatabaseUnavailableError("call database unreachable (connection pool timeout)") from exc
+        except psycopg.OperationalError as exc:
+            raise DatabaseUnavailableError(f"call database unreachable ({type(exc).__name__})") from exc
+
+    def _run(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
+        with self._cursor() as cur:
+            cur.execute(sql, params)  # type: ignore[arg-type]
+            return list(cur.fetchall()) if cur.description else []
+
+    def check(self) -> None:
+        """Raise DatabaseUnavailableError unless a round trip to the database succeeds."""
+        self._run("SELECT 1 AS ok")
+
+    # --- users ----------------------------------------------------------------------------------
+    def ensure_user(
+        self, external_user_id: str, *, display_name: str | None = None, email: str | None = None
+    ) -> UserRecord:
+        rows = self._run(
+            """
+            INSERT INTO users (external_user_id, display_name, email) VALUES (%s, %s, %s)
+            ON CONFLICT (external_user_id) DO UPDATE
+                SET display_name = COALESCE(EXCLUDED.display_name, users.display_name),
+                    email = COALESCE(EXCLUDED.email, users.email),
+                    updated_at = CASE WHEN EXCLUDED.display_name IS NULL AND EXCLUDED.email IS NULL
+                                      THEN users.updated_at ELSE now() END
+            RETURNING id, external_user_id, email, display_name
+            """,
+            (external_user_id, display_name, email),
+        )
+        return UserRecord(**rows[0])
+
+    def find_user(self, reference: str) -> UserRecord | None:
+        """A user by id (UUID text) or by external user id."""
+        rows = self._run(
+            "SELECT id, external_user_id, email, display_name FROM users WHERE external_user_id = %s OR id::text = %s",
+            (reference, reference),
+        )
+        return UserRecord(**rows[0]) if rows else None
+
+    def get_user(self, user_id: UUID) -> UserRecord | None:
+        rows = self._run("SELECT id, external_user_id, email, display_name FROM users WHERE id = %s", (user_id,))
+        return UserRecord(**rows[0]) if rows else None
+
+    # --- calls ----------------------------------------------------------------------------------
+    def create_queued_call(
+        self,
+        *,
+        call_id: UUID,
+        user_id: UUID,
+        call: NewCall,
+        temp_audio_key: str,
+        temp_audio_content_type: str,
+        temp_audio_size: int,
+    ) -> CallRecord:
+        """Insert the call as QUEUED together with its TEMP_AUDIO artifact, in one transaction."""
+        with self._cursor() as cur:
+            cur.execute(
+                f"""
+                INSERT INTO call_records (id, user_id, title, notes, contact_name, contact_id,
+                    phone_number, organization, direction, recorded_at, duration_seconds, status)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'QUEUED')
+                RETURNING {_CALL_COLUMNS}
+                """,
+                (
+                    call_id, user_id, call.title, call.notes, call.contact_name, call.contact_id,
+                    call.phone_number, call.organization, call.direction.value, call.recorded_at,
+                    call.duration_seconds,
+                ),
+            )  # fmt: skip
+            row = cur.fetchone()
+            cur.execute(
+                """
+                INSERT INTO call_artifacts (call_id, artifact_type, storage_key, content_type, byte_size)
+                VALUES (%s, 'TEMP_AUDIO', %s, %s, %s)
+                """,
+                (call_id, temp_audio_key, temp_audio_content_type, temp_audio_size),
+            )
+        assert row is not None
+        return _call(row)
+
+    def get_call(self, call_id: UUID) -> CallRecord | None:
+        rows = self._run(f"SELECT {_CALL_COLUMNS} FROM call_records WHERE id = %s", (call_id,))
+        return _call(rows[0]) if rows else None
+
+    def get_calls(self, call_ids: Iterable[UUID]) -> dict[UUID, CallRecord]:
+        ids = list(call_ids)
+        if not ids:
+            return {}
+        rows = self._run(f"SELECT {_CALL_COLUMNS} FROM call_records WHERE id = ANY(%s)", (ids,))
+        return {row["id"]: _call(row) for row in rows}
+
+    def transition(
+        self,
+        call_id: UUID,
+        expected: CallStatus | Collection[CallStatus],
+        target: CallStatus,
+        *,
+        error_reason: str | None = None,
+        attempt: int | None = None,
+    ) -> bool:
+        """Compare-and-set the status; True when this caller moved the call.
+
+        Refused (False, row unchanged) when the call is not in an expected status any more, or,
+        with ``attempt``, when it has been re-queued since. Each move writes an event row.
+        """
+        expected_set = {expected} if isinstance(expected, CallStatus) else set(expected)
+        illegal = [status for status in expected_set if not is_allowed_transition(status, target)]
+        if illegal:
+            raise IllegalTransitionError(f"{'/'.join(sorted(illegal))} -> {target} is not a legal transition")
+        event_status = EventStatus.FAILED if target is CallStatus.FAILED else EventStatus.COMPLETED
+        rows = self._run(
+            """
+            WITH moved AS (
+                UPDATE call_records SET status = %(target)s, error_reason = %(error_reason)s
+                WHERE id = %(call_id)s AND status = ANY(%(expected)s)
+                  AND (%(attempt)s::int IS NULL OR attempt = %(attempt)s::int)
+                RETURNING id, user_id
+            )
+            INSERT INTO call_processing_events (call_id, user_id, stage, status, error_code, error_message)
+            SELECT id, user_id, %(stage)s, %(event_status)s, %(error_reason)s, %(note)s FROM moved
+            RETURNING call_id
+            """,
+            {
+                "target": target.value,
+                "error_reason": error_reason,
+                "call_id": call_id,
+                "expected": [status.value for status in expected_set],
+                "attempt": attempt,
+                "stage": Stage.STATUS.value,
+                "event_status": event_status.value,
+                "note": f"status -> {target.value}",
+            },
+        )
+        return bool(rows)
+
+    def begin_processing(self, call_ids: Sequence[UUID], *, batch_id: UUID) -> list[ClaimedCall]:
+        """Move the calls a run may work on to TRANSCRIBING, in one statement.
+
+        Those are the calls this batch claimed from the queue and, for runs launched by hand, idle
+        calls (unclaimed QUEUED, COMPLETED or FAILED), which the batch claims as a new attempt.
+        Calls that another run holds are left alone and not returned.
+        """
+        rows = self._run(
+            """
+            WITH moved AS (
+                UPDATE call_records SET
+                    status = 'TRANSCRIBING', error_reason = NULL,
+                    attempt = CASE WHEN status = 'QUEUED' AND claim_id = %(batch)s THEN attempt
+                                   ELSE attempt + 1 END,
+                    claimed_at = CASE WHEN claim_id = %(batch)s THEN claimed_at ELSE now() END,
+                    claim_id = %(batch)s
+                WHERE id = ANY(%(ids)s)
+                  AND (status IN ('COMPLETED', 'FAILED')
+                       OR (status = 'QUEUED' AND (claim_id IS NULL OR claim_id = %(batch)s)))
+                RETURNING id, user_id, attempt
+            ), events AS (
+                INSERT INTO call_processing_events (call_id, user_id, stage, status, error_message)
+                SELECT id, user_id, 'STATUS', 'COMPLETED', 'status -> TRANSCRIBING' FROM moved
+            )
+            SELECT id, user_id, attempt FROM moved
+            """,
+            {"batch": batch_id, "ids": list(call_ids)},
+        )
+        order = {call_id: index for index, call_id in enumerate(call_ids)}
+        rows.sort(key=lambda row: order[row["id"]])
+        return [ClaimedCall(call_id=row["id"], user_id=row["user_id"], attempt=row["attempt"]) for row in rows]
+
+    def calls_in_batch(self, batch_id: UUID) -> list[CallRecord]:
+        rows = self._run(f"SELECT {_CALL_COLUMNS} FROM call_records WHERE claim_id = %s", (batch_id,))
+        return [_call(row) for row in rows]
+
+    def claim_queued(self, batch_id: UUID, limit: int) -> list[ClaimedCall]:
+        """Atomically claim up to ``limit`` unclaimed QUEUED calls, oldest first.
+
+        Concurrent claimers skip each other's rows (SKIP LOCKED), so no call is claimed twice.
+        """
+        rows = self._run(
+            """
+            UPDATE call_records SET claim_id = %(batch)s, claimed_at = now(), attempt = attempt + 1
+            WHERE id IN (
+                SELECT id FROM call_records
+                WHERE status = 'QUEUED' AND claim_id IS NULL
+                ORDER BY created_at, id
+                LIMIT %(limit)s
+                FOR UPDATE SKIP LOCKED
+            )
+            RETURNING id, user_id, attempt, created_at
+            """,
+            {"batch": batch_id, "limit": limit},
+        )
+        rows.sort(key=lambda row: (row["created_at"], row["id"]))
+        return [ClaimedCall(call_id=row["id"], user_id=row["user_id"], attempt=row["attempt"]) for row in rows]
+
+    def release_claim(self, batch_id: UUID) -> int:
+        """Give the still-QUEUED calls of a batch back to the pickup (its run never started)."""
+        rows = self._run(
+            "UPDATE call_records SET claim_id = NULL, claimed_at = NULL "
+            "WHERE claim_id = %s AND status = 'QUEUED' RETURNING id",
+            (batch_id,),
+        )
+        return len(rows)
+
+    def queued_claims_older_than(self, claimed_before: datetime) -> list[UUID]:
+        """Batch ids holding QUEUED calls claimed before the given time (candidates for release)."""
+        rows = self._run(
+            "SELECT DISTINCT claim_id FROM call_records "
+            "WHERE status = 'QUEUED' AND claim_id IS NOT NULL AND claimed_at < %s",
+            (claimed_before,),
+        )
+        return [row["claim_id"] for row in rows]
+
+    def heartbeat(self, call_ids: Iterable[UUID]) -> None:
+        """Show progress on running calls (bumps updated_at, which the stale sweeper reads)."""
+        ids = list(call_ids)
+        if ids:
+            self._run(
+                "UPDATE call_records SET updated_at = now() "
+                "WHERE id = ANY(%s) AND status IN ('TRANSCRIBING', 'ANALYZING')",
+                (ids,),
+            )
+
+    # --- artifacts ------------------------------------------------------------------------------
+    def upsert_artifact(
+        self,
+        call_id: UUID,
+        artifact_type: ArtifactType,
+        *,
+        storage_key: str,
+        content_type: str,
+        byte_size: int,
+        schema_version: int | None = None,
+    ) -> None:
+        """Register an artifact; a rewrite replaces the (call, type) row in place."""
+        self._run(
+            """
+            INSERT INTO call_artifacts (call_id, artifact_type, storage_key, content_type, byte_size,
+                                        schema_version)
+            VALUES (%s, %s, %s, %s, %s, %s)
+            ON CONFLICT (call_id, artifact_type) DO UPDATE
+                SET storage_key = EXCLUDED.storage_key, content_type = EXCLUDED.content_type,
+                    byte_size = EXCLUDED.byte_size, schema_version = EXCLUDED.schema_version,
+                    created_at = now()
+            """,
+            (call_id, artifact_type.value, storage_key, content_type, byte_size, schema_version),
+        )
+
+    def get_artifacts(self, call_id: UUID) -> dict[ArtifactType, ArtifactRecord]:
+        rows = self._run(f"SELECT {_ARTIFACT_COLUMNS} FROM call_artifacts WHERE call_id = %s", (call_id,))
+        return {ArtifactType(row["artifact_type"]): _artifact(row) for row in rows}
+
+    def delete_artifact(self, call_id: UUID, artifact_type: ArtifactType) -> bool:
+        rows = self._run(
+            "DELETE FROM call_artifacts WHERE call_id = %s AND artifact_type = %s RETURNING id",
+            (call_id, artifact_type.value),
+        )
+        return bool(rows)
+
+    # --- events ---------------------------------------------------------------------------------
+    def record_events(self, events: Sequence[ProcessingEvent]) -> None:
+        if not events:
+            return
+        with self._cursor() as cur:
+            cur.executemany(
+                    """
+                    INSERT INTO call_processing_events (call_id, user_id, stage, status, provider,
+                        duration_ms, error_code, error_message)
+                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+                    """,
+                    [
+                        (e.call_id, e.user_id, e.stage, e.status, e.provider, e.duration_ms, e.error_code,
+                         e.error_message)
+                        for e in events
+                    ],
+            )  # fmt: skip
+
+    def list_events(self, call_id: UUID) -> list[ProcessingEvent]:
+        rows = self._run(
+            "SELECT call_id, user_id, stage, status, provider, duration_ms, error_code, error_message "
+            "FROM call_processing_events WHERE call_id = %s ORDER BY created_at, id",
+            (call_id,),
+        )
+        return [ProcessingEvent(**row) for row in rows]
+
+    # --- feature flags and voice profiles -------------------------------------------------------
+    def get_feature_flags(self) -> dict[str, bool]:
+        return {row["flag_key"]: row["enabled"] for row in self._run("SELECT flag_key, enabled FROM feature_flags")}
+
+    def set_feature_flag(self, flag_key: str, enabled: bool, *, updated_by: str) -> None:
+        self._run(
+            """
+            INSERT INTO feature_flags (flag_key, enabled, updated_by) VALUES (%s, %s, %s)
+            ON CONFLICT (flag_key) DO UPDATE
+                SET enabled = EXCLUDED.enabled, updated_by = EXCLUDED.updated_by, updated_at = now()
+            """,
+            (flag_key, enabled, updated_by),
+        )
+
+    def get_voice_profile(self, user_id: UUID) -> VoiceProfile | None:
+        rows = self._run(
+            "SELECT user_id, provider, model, embedding_json FROM user_voice_profiles WHERE user_id = %s",
+            (user_id,),
+        )
+        return VoiceProfile(**rows[0]) if rows else None
+
+    def save_voice_profile(
+        self, user_id: UUID, *, provider: str, model: str | None, embedding_json: object, consent_version: str
+    ) -> None:
+        self._run(
+            """
+            INSERT INTO user_voice_profiles (user_id, provider, model, embedding_json, consent_version)
+            VALUES (%s, %s, %s, %s, %s)
+            ON CONFLICT (user_id) DO UPDATE
+                SET provider = EXCLUDED.provider, model = EXCLUDED.model,
+                    embedding_json = EXCLUDED.embedding_json, consent_version = EXCLUDED.consent_version,
+                    updated_at = now()
+            """,
+            (user_id, provider, model, Jsonb(embedding_json), consent_version),
+        )
+
+
+def _call(row: dict[str, Any]) -> CallRecord:
+    return CallRecord(**{**row, "status": CallStatus(row["status"]), "direction": Direction(row["direction"])})
+
+
+def _artifact(row: dict[str, Any]) -> ArtifactRecord:
+    return ArtifactRecord(**{**row, "artifact_type": ArtifactType(row["artifact_type"])})

@@ -1,0 +1,150 @@
+"""`scryon-dagster`: the operator's command line (migrate, enqueue, simulator, demo, embedded db)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from scryon_dagster.domain.calls import Direction
+from scryon_dagster.settings import Settings, SettingsError, load_settings
+
+
+class CliError(Exception):
+    """A one-line error for the operator; the command exits non-zero."""
+
+
+def _database_url(settings: Settings) -> str:
+    from scryon_dagster.adapters.db.embedded import resolve_database_url
+
+    return resolve_database_url(settings.scryon_database_url, settings.scryon_embedded_pg_dir)
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> None:
+    from scryon_dagster.adapters.db.migrate import upgrade_to_head
+
+    print(f"schema at revision {upgrade_to_head(_database_url(settings))}")
+
+
+def _parse_recorded_at(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected an ISO-8601 timestamp, e.g. 2026-11-28T10:15:00Z") from None
+    if parsed.tzinfo is None:
+        raise argparse.ArgumentTypeError("the timestamp needs a time zone, e.g. 2026-11-28T10:15:00Z")
+    return parsed
+
+
+def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> None:
+    from scryon_dagster.adapters.db.records import NewCall
+    from scryon_dagster.adapters.db.repository import CallDatabase
+    from scryon_dagster.adapters.object_store import build_object_store
+    from scryon_dagster.pipeline.intake import enqueue_call
+
+    path: Path = args.audio_file
+    if not path.is_file():
+        raise CliError(f"no such audio file: {path}")
+    call = NewCall(
+        title=args.title,
+        contact_name=args.contact_name,
+        phone_number=args.phone_number,
+        direction=Direction(args.direction),
+        recorded_at=args.recorded_at,
+    )
+    with CallDatabase(_database_url(settings)) as db, path.open("rb") as audio:
+        record = enqueue_call(
+            db,
+            build_object_store(settings),
+            audio=audio,
+            filename=path.name,
+            user_reference=args.user_id,
+            user_display_name=args.user_display_name,
+            call=call,
+            max_bytes=settings.max_file_size,
+        )
+    print(record.id)
+
+
+def cmd_simulator(args: argparse.Namespace, settings: Settings) -> None:
+    from scryon_dagster.simulator import run_simulator
+
+    run_simulator(host=args.host, port=args.port, profile=args.profile)
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
+    from scryon_dagster.demo import run_demo
+
+    run_demo(settings, ui_port=args.port, open_ui=not args.no_ui)
+
+
+def cmd_db(args: argparse.Namespace, settings: Settings) -> None:
+    from scryon_dagster.adapters.db.embedded import start_embedded_postgres, stop_embedded_postgres
+
+    if args.action == "stop":
+        stop_embedded_postgres(settings.scryon_embedded_pg_dir)
+        print("embedded PostgreSQL stopped")
+    else:
+        print(start_embedded_postgres(settings.scryon_embedded_pg_dir))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scryon-dagster", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("migrate", help="apply missing database migrations").set_defaults(handler=cmd_migrate)
+
+    enqueue = commands.add_parser("enqueue", help="store a recording and queue its call; prints the call id")
+    enqueue.add_argument("audio_file", type=Path)
+    enqueue.add_argument("--user-id", default="local-user", help="user id (UUID) or external user id")
+    enqueue.add_argument("--user-display-name", default=None, help="the user's name, used by speaker naming")
+    enqueue.add_argument("--title")
+    enqueue.add_argument("--direction", choices=[d.value for d in Direction], default=Direction.UNKNOWN.value)
+    enqueue.add_argument("--contact-name")
+    enqueue.add_argument("--phone-number")
+    enqueue.add_argument("--recorded-at", type=_parse_recorded_at)
+    enqueue.set_defaults(handler=cmd_enqueue)
+
+    simulator = commands.add_parser("simulator", help="run the provider SIMULATOR (Lemonfox, pyannoteAI, LLM)")
+    simulator.add_argument("--host", default="127.0.0.1")
+    simulator.add_argument("--port", type=int, default=8765)
+    simulator.add_argument("--profile", choices=["fast", "realistic"], default="fast")
+    simulator.set_defaults(handler=cmd_simulator)
+
+    demo = commands.add_parser("demo", help="embedded database + simulator + sample calls + Dagster UI")
+    demo.add_argument("--port", type=int, default=3000, help="Dagster UI port")
+    demo.add_argument("--no-ui", action="store_true", help="process the samples without the UI, then exit")
+    demo.set_defaults(handler=cmd_demo)
+
+    db = commands.add_parser("db", help="the embedded default PostgreSQL server")
+    db.add_argument("action", choices=["start", "stop"])
+    db.set_defaults(handler=cmd_db)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args, load_settings())
+    except (CliError, SettingsError) as exc:
+        print(f"scryon-dagster: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        # Expected failures of intake, storage and the database carry a clean message; nothing else
+        # (no stack trace with call data) reaches the operator's terminal.
+        from scryon_dagster.adapters.db.embedded import EmbeddedPostgresError
+        from scryon_dagster.adapters.db.repository import DatabaseError
+        from scryon_dagster.adapters.object_store import ObjectStoreError
+        from scryon_dagster.pipeline.intake import IntakeError
+
+        if isinstance(exc, IntakeError | DatabaseError | ObjectStoreError | EmbeddedPostgresError):
+            print(f"scryon-dagster: {exc}", file=sys.stderr)
+            return 1
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Jobs that run the per-call pipeline: ranged batches of new calls, listed batches of re-queued
+calls, and re-derivation of normalization + analysis from stored raw artifacts."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from scryon_dagster.assets.calls import call_pipeline, materialize_calls
+from scryon_dagster.partitions import calls_partitions
+from scryon_dagster.pipeline.outcomes import PipelineAsset, StageSelection
+from scryon_dagster.resources import PipelineResource
+
+PROCESS_CALLS_JOB = "process_calls"
+PROCESS_LISTED_CALLS_JOB = "process_listed_calls"
+
+process_calls_job = dg.define_asset_job(
+    name=PROCESS_CALLS_JOB,
+    selection=dg.AssetSelection.assets(call_pipeline),
+    partitions_def=calls_partitions,
+    executor_def=dg.in_process_executor,
+    description="Every stage for a contiguous range of newly queued calls (launched by the QUEUED sensor).",
+)
+
+rederive_transcripts_job = dg.define_asset_job(
+    name="rederive_transcripts",
+    selection=dg.AssetSelection.assets(PipelineAsset.NORMALIZED_TRANSCRIPT.value, PipelineAsset.ANALYSIS.value),
+    partitions_def=calls_partitions,
+    executor_def=dg.in_process_executor,
+    description=(
+        "Normalized transcript, naming and analysis again from the stored raw transcript and diarization: "
+        "no transcription or diarization provider call."
+    ),
+)
+
+
+class ListedCallsConfig(dg.Config):
+    call_ids: list[str]
+    assets: list[str] = [asset.value for asset in PipelineAsset]
+
+
+@dg.op(description="Runs the pipeline for the listed calls and records per-call materializations.")
+def process_listed_calls_op(
+    context: dg.OpExecutionContext, config: ListedCallsConfig, pipeline: PipelineResource
+) -> None:
+    try:
+        selection = StageSelection.of(config.assets)
+    except ValueError:
+        raise dg.Failure(description=f"assets must be among {[a.value for a in PipelineAsset]}") from None
+    materialize_calls(context, pipeline, config.call_ids, selection)
+
+
+@dg.job(
+    name=PROCESS_LISTED_CALLS_JOB,
+    executor_def=dg.in_process_executor,
+    description="The pipeline for a list of calls whose partitions already exist (re-queued calls).",
+)
+def process_listed_calls_job() -> None:
+    process_listed_calls_op()

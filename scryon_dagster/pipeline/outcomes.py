@@ -1,0 +1,54 @@
+"""What one batch of calls reports back: per call, success or a stable error code, and per asset
+the privacy-safe metadata (ids, counts, durations, sizes, versions) the orchestrator may show."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from uuid import UUID
+
+MetadataValue = str | int | float | bool | None
+
+
+class PipelineAsset(StrEnum):
+    """The per-call assets, in dependency order."""
+
+    DIARIZATION = "diarization"
+    RAW_TRANSCRIPT = "raw_transcript"
+    NORMALIZED_TRANSCRIPT = "normalized_transcript"
+    ANALYSIS = "analysis"
+
+
+@dataclass(frozen=True)
+class StageSelection:
+    """Which assets a run (re)builds; unselected ones are read from storage when needed."""
+
+    assets: frozenset[PipelineAsset]
+
+    @classmethod
+    def of(cls, names: Iterable[str]) -> StageSelection:
+        return cls(frozenset(PipelineAsset(name) for name in names))
+
+    @classmethod
+    def everything(cls) -> StageSelection:
+        return cls(frozenset(PipelineAsset))
+
+    @property
+    def needs_audio(self) -> bool:
+        """Only diarization and transcription call a provider with the audio."""
+        return bool(self.assets & {PipelineAsset.DIARIZATION, PipelineAsset.RAW_TRANSCRIPT})
+
+    def __contains__(self, asset: object) -> bool:
+        return asset in self.assets
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    call_id: UUID
+    error_code: str | None = None
+    materialized: Mapping[PipelineAsset, Mapping[str, MetadataValue]] = field(default_factory=dict)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.error_code is None

@@ -1,0 +1,128 @@
+"""The QUEUED pickup: claim a bounded batch, add its partition keys in one request, launch one run.
+
+Claims are atomic in Postgres (SKIP LOCKED), so concurrent ticks never launch a call twice; run keys
+carry the batch id, so a re-queued call always runs again; a claim whose run never started is
+released after a grace period, so no call is stranded by a launch problem.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from uuid import UUID, uuid4
+
+import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from scryon_dagster.adapters.db.records import ClaimedCall
+from scryon_dagster.adapters.db.repository import CallDatabase
+from scryon_dagster.domain.calls import CallStatus, ErrorCode
+from scryon_dagster.jobs.calls import (
+    PROCESS_CALLS_JOB,
+    PROCESS_LISTED_CALLS_JOB,
+    process_calls_job,
+    process_listed_calls_job,
+)
+from scryon_dagster.partitions import BATCH_TAG, RUN_KIND_TAG, calls_partitions
+from scryon_dagster.resources import CallDatabaseResource, SettingsResource
+from scryon_dagster.settings import load_settings
+
+# How long a claimed batch may wait for its run to exist before the claim is given back.
+CLAIM_GRACE = timedelta(seconds=90)
+
+
+def release_stranded_claims(instance: dg.DagsterInstance, db: CallDatabase, now: datetime) -> int:
+    """Give back QUEUED calls whose batch has no run, or only finished runs that never started them."""
+    released = 0
+    for batch_id in db.queued_claims_older_than(now - CLAIM_GRACE):
+        runs = instance.get_runs(filters=dg.RunsFilter(tags={BATCH_TAG: str(batch_id)}))
+        if all(run.is_finished for run in runs):
+            released += db.release_claim(batch_id)
+    return released
+
+
+def plan_batch_runs(
+    instance: dg.DagsterInstance, batch_id: UUID, claimed: list[ClaimedCall]
+) -> list[dg.RunRequest]:
+    """Add the new keys in one request and build the batch's run requests.
+
+    First-time calls get fresh keys, added together, so one ranged run covers exactly them;
+    re-queued calls (keys that may already exist) run as a listed batch.
+    """
+    fresh = [str(call.call_id) for call in claimed if call.attempt == 1]
+    again = [str(call.call_id) for call in claimed if call.attempt > 1]
+    missing_again = [key for key in again if not instance.has_dynamic_partition(calls_partitions.name, key)]
+    if fresh or missing_again:
+        instance.add_dynamic_partitions(calls_partitions.name, fresh + missing_again)
+    tags = {BATCH_TAG: str(batch_id)}
+    requests = []
+    if fresh:
+        requests.append(
+            dg.RunRequest(
+                run_key=f"{batch_id}:new",
+                job_name=PROCESS_CALLS_JOB,
+                tags={
+                    **tags,
+                    RUN_KIND_TAG: "new",
+                    ASSET_PARTITION_RANGE_START_TAG: fresh[0],
+                    ASSET_PARTITION_RANGE_END_TAG: fresh[-1],
+                },
+            )
+        )
+    if again:
+        requests.append(
+            dg.RunRequest(
+                run_key=f"{batch_id}:requeued",
+                job_name=PROCESS_LISTED_CALLS_JOB,
+                run_config={"ops": {"process_listed_calls_op": {"config": {"call_ids": again}}}},
+                tags={**tags, RUN_KIND_TAG: "requeued"},
+            )
+        )
+    return requests
+
+
+@dg.sensor(
+    name="queued_calls_sensor",
+    jobs=[process_calls_job, process_listed_calls_job],
+    minimum_interval_seconds=load_settings().scryon_queued_sensor_interval_seconds,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Claims QUEUED calls in bounded batches and launches one run per batch.",
+)
+def queued_calls_sensor(
+    context: dg.SensorEvaluationContext, database: CallDatabaseResource, config: SettingsResource
+) -> dg.SensorResult | dg.SkipReason:
+    db = database.db
+    released = release_stranded_claims(context.instance, db, datetime.now(UTC))
+    batch_id = uuid4()
+    claimed = db.claim_queued(batch_id, config.settings.scryon_sensor_batch_size)
+    if not claimed:
+        return dg.SkipReason(f"no QUEUED calls (released {released} stranded claims)")
+    try:
+        requests = plan_batch_runs(context.instance, batch_id, claimed)
+    except Exception:
+        db.release_claim(batch_id)
+        raise
+    context.log.info(f"batch {batch_id}: {len(claimed)} calls claimed, {released} stranded claims released")
+    return dg.SensorResult(run_requests=requests)
+
+
+@dg.run_failure_sensor(
+    name="crashed_batch_sensor",
+    monitored_jobs=[process_calls_job, process_listed_calls_job],
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Safety net for killed run workers: calls left mid-flight by a failed run become FAILED "
+        "(run_crashed); calls it never started go back to the queue."
+    ),
+)
+def crashed_batch_sensor(context: dg.RunFailureSensorContext, database: CallDatabaseResource) -> None:
+    db = database.db
+    run = context.dagster_run
+    batch_id = UUID(run.tags.get(BATCH_TAG) or run.run_id)
+    failed = 0
+    for call in db.calls_in_batch(batch_id):
+        if call.status in (CallStatus.TRANSCRIBING, CallStatus.ANALYZING):
+            failed += db.transition(
+                call.id, call.status, CallStatus.FAILED, error_reason=ErrorCode.RUN_CRASHED, attempt=call.attempt
+            )
+    released = db.release_claim(batch_id)
+    context.log.info(f"batch {batch_id}: {failed} mid-flight calls failed, {released} unstarted calls re-queued")
