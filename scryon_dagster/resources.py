@@ -4,8 +4,6 @@ Secrets never pass through run config: they are read from the environment by ``S
 the process that uses them, so the UI shows neither names' values nor the keys themselves.
 """
 
-from __future__ import annotations
-
 from collections.abc import Iterator, Sequence
 from uuid import UUID
 

@@ -28,9 +28,7 @@ class SettingsError(ValueError):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_file=None, case_sensitive=False, extra="ignore", validate_default=True
-    )
+    model_config = SettingsConfigDict(env_file=None, case_sensitive=False, extra="ignore", validate_default=True)
 
     # --- databases and instance -------------------------------------------------------------
     scryon_database_url: str | None = None
@@ -115,6 +113,7 @@ class Settings(BaseSettings):
     scryon_sweep_interval_ms: int = Field(300_000, gt=0)
     scryon_queued_sensor_interval_seconds: int = Field(5, gt=0)
     scryon_sensor_batch_size: int = Field(100, gt=0, le=1000)
+    scryon_batch_parallel_calls: int = Field(32, gt=0, le=256)
     scryon_event_retention_days: int = Field(30, gt=0)
 
     # --- security and privacy -----------------------------------------------------------------
@@ -134,9 +133,7 @@ class Settings(BaseSettings):
             if len(secret.encode()) < 32:
                 raise ValueError("SCRYON_WEBHOOK_SECRET: every secret must be at least 32 bytes")
         if self.scryon_transcription_callback_enabled and not self.scryon_public_base_url:
-            raise ValueError(
-                "SCRYON_PUBLIC_BASE_URL is required when SCRYON_TRANSCRIPTION_CALLBACK_ENABLED=true"
-            )
+            raise ValueError("SCRYON_PUBLIC_BASE_URL is required when SCRYON_TRANSCRIPTION_CALLBACK_ENABLED=true")
         return self
 
     @property

@@ -1,10 +1,8 @@
 """The per-call assets: one subsettable multi-asset that carries each call of a batch through the
 selected stages and records a materialization per (asset, call) as each call finishes."""
 
-from __future__ import annotations
-
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from uuid import UUID
 
 import dagster as dg
@@ -93,6 +91,8 @@ def _call_id(partition_key: str) -> UUID:
     can_subset=True,
     description="Carries each call of the run's partitions through the selected stages.",
 )
-def call_pipeline(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> None:
+def call_pipeline(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> Iterator[dg.Output[None]]:
     selection = StageSelection.of(key.path[-1] for key in context.selected_asset_keys)
     materialize_calls(context.op_execution_context, pipeline, context.partition_keys, selection)
+    # Materializations were logged per (asset, call) above; the multi-asset itself has no outputs.
+    yield from ()

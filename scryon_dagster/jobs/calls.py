@@ -1,8 +1,6 @@
 """Jobs that run the per-call pipeline: ranged batches of new calls, listed batches of re-queued
 calls, and re-derivation of normalization + analysis from stored raw artifacts."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from scryon_dagster.assets.calls import call_pipeline, materialize_calls
@@ -16,7 +14,6 @@ PROCESS_LISTED_CALLS_JOB = "process_listed_calls"
 process_calls_job = dg.define_asset_job(
     name=PROCESS_CALLS_JOB,
     selection=dg.AssetSelection.assets(call_pipeline),
-    partitions_def=calls_partitions,
     executor_def=dg.in_process_executor,
     description="Every stage for a contiguous range of newly queued calls (launched by the QUEUED sensor).",
 )
@@ -24,7 +21,6 @@ process_calls_job = dg.define_asset_job(
 rederive_transcripts_job = dg.define_asset_job(
     name="rederive_transcripts",
     selection=dg.AssetSelection.assets(PipelineAsset.NORMALIZED_TRANSCRIPT.value, PipelineAsset.ANALYSIS.value),
-    partitions_def=calls_partitions,
     executor_def=dg.in_process_executor,
     description=(
         "Normalized transcript, naming and analysis again from the stored raw transcript and diarization: "

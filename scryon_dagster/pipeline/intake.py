@@ -64,4 +64,3 @@ def enqueue_call(
     except BaseException:
         store.delete(key)
         raise
-

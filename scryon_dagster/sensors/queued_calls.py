@@ -5,8 +5,6 @@ carry the batch id, so a re-queued call always runs again; a claim whose run nev
 released after a grace period, so no call is stranded by a launch problem.
 """
 
-from __future__ import annotations
-
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
@@ -40,9 +38,7 @@ def release_stranded_claims(instance: dg.DagsterInstance, db: CallDatabase, now:
     return released
 
 
-def plan_batch_runs(
-    instance: dg.DagsterInstance, batch_id: UUID, claimed: list[ClaimedCall]
-) -> list[dg.RunRequest]:
+def plan_batch_runs(instance: dg.DagsterInstance, batch_id: UUID, claimed: list[ClaimedCall]) -> list[dg.RunRequest]:
     """Add the new keys in one request and build the batch's run requests.
 
     First-time calls get fresh keys, added together, so one ranged run covers exactly them;

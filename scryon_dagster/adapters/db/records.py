@@ -90,3 +90,4 @@ class ProcessingEvent:
     duration_ms: int | None = None
     error_code: str | None = None
     error_message: str | None = None
+    created_at: datetime | None = None

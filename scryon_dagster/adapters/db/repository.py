@@ -369,7 +369,7 @@ class CallDatabase:
 
     def list_events(self, call_id: UUID) -> list[ProcessingEvent]:
         rows = self._run(
-            "SELECT call_id, user_id, stage, status, provider, duration_ms, error_code, error_message "
+            "SELECT call_id, user_id, stage, status, provider, duration_ms, error_code, error_message, created_at "
             "FROM call_processing_events WHERE call_id = %s ORDER BY created_at, id",
             (call_id,),
         )

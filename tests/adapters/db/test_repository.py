@@ -157,9 +157,7 @@ def test_requeue_releases_the_claim_even_through_plain_sql(db: CallDatabase, dat
 
     # the runbook's recipe, verbatim
     with psycopg.connect(database_url) as conn:
-        conn.execute(
-            "UPDATE call_records SET status = 'QUEUED', error_reason = NULL WHERE id = %s", (call_id,)
-        )
+        conn.execute("UPDATE call_records SET status = 'QUEUED', error_reason = NULL WHERE id = %s", (call_id,))
 
     (again,) = db.claim_queued(uuid4(), 10)
     assert again.call_id == call_id

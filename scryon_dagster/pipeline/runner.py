@@ -1,0 +1,401 @@
+"""The per-call pipeline without Dagster: a batch of calls runs concurrently, each call through the
+selected stages, each succeeding or failing on its own with a stable error code.
+
+Stage policy (system.md §3): audio preprocessing, diarization, voice match, naming and action items
+are soft (the call goes on without them); transcription, normalization and analysis are hard (the
+call becomes FAILED with the stage's error code). Every status move is a compare-and-set guarded by
+the call's attempt, so a re-queued or swept call is never overwritten by a late worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import UUID
+
+from scryon_dagster.adapters.audio import AudioPreprocessor, PreprocessedAudio
+from scryon_dagster.adapters.db.records import ArtifactRecord, CallRecord, ClaimedCall, UserRecord
+from scryon_dagster.adapters.db.repository import CallDatabase
+from scryon_dagster.adapters.errors import ProviderError
+from scryon_dagster.adapters.lemonfox import LemonfoxClient
+from scryon_dagster.adapters.llm import LlmClient
+from scryon_dagster.adapters.object_store import ObjectNotFoundError, ObjectStore
+from scryon_dagster.adapters.pyannote import PyannoteClient
+from scryon_dagster.domain.calls import ArtifactType, CallStatus, Direction, ErrorCode, Stage
+from scryon_dagster.domain.flags import EffectiveFlags
+from scryon_dagster.domain.provider_outputs import Diarization, Identification, ProviderOutputError, RawTranscript
+from scryon_dagster.domain.storage_keys import artifact_key
+from scryon_dagster.pipeline.outcomes import CallOutcome, MetadataValue, PipelineAsset, StageSelection
+from scryon_dagster.pipeline.stages import StageFailure, StageLog
+from scryon_dagster.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+JSON = "application/json"
+HEARTBEAT_SECONDS = 60.0
+
+
+@dataclass
+class _CallWork:
+    """Everything one call's stages read and produce."""
+
+    claim: ClaimedCall
+    call: CallRecord
+    user: UserRecord | None
+    artifacts: dict[ArtifactType, ArtifactRecord]
+    flags: EffectiveFlags
+    log: StageLog
+    audio: PreprocessedAudio | None = None
+    raw_transcript: RawTranscript | None = None
+    diarization: Diarization | None = None
+    identification: Identification | None = None
+
+    @property
+    def call_id(self) -> UUID:
+        return self.call.id
+
+
+class CallPipeline:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        db: CallDatabase,
+        store: ObjectStore,
+        audio: AudioPreprocessor,
+        lemonfox: LemonfoxClient,
+        pyannote: PyannoteClient | None,
+        llm: LlmClient,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.store = store
+        self.audio = audio
+        self.lemonfox = lemonfox
+        self.pyannote = pyannote
+        self.llm = llm
+
+    def close(self) -> None:
+        self.lemonfox.close()
+        self.llm.close()
+        if self.pyannote is not None:
+            self.pyannote.close()
+
+    # --- batch ----------------------------------------------------------------------------------
+    def run_batch(
+        self, call_ids: Sequence[UUID], selection: StageSelection, *, batch_id: UUID | None, run_id: str
+    ) -> Iterator[CallOutcome]:
+        """Yield each call's outcome as soon as it finishes (in completion order)."""
+        claims = self.db.begin_processing(call_ids, batch_id=batch_id or UUID(run_id))
+        started = {claim.call_id for claim in claims}
+        for call_id in call_ids:
+            if call_id not in started:
+                yield CallOutcome(call_id, error_code=self._why_not_started(call_id))
+        if not claims:
+            return
+        flags = EffectiveFlags.resolve(self.settings.flag_defaults, self.db.get_feature_flags())
+        in_flight = set(started)
+        stop_heartbeat = threading.Event()
+        heartbeat = threading.Thread(
+            target=self._heartbeat, args=(in_flight, stop_heartbeat), name="scryon-heartbeat", daemon=True
+        )
+        heartbeat.start()
+        workers = min(len(claims), self.settings.scryon_batch_parallel_calls)
+        try:
+            with (
+                ThreadPoolExecutor(workers, thread_name_prefix="scryon-call") as calls,
+                ThreadPoolExecutor(workers, thread_name_prefix="scryon-diarize") as diarizers,
+            ):
+                futures: dict[Future[CallOutcome], UUID] = {
+                    calls.submit(self._run_call, claim, selection, flags, diarizers): claim.call_id for claim in claims
+                }
+                for future in as_completed(futures):
+                    in_flight.discard(futures[future])
+                    yield future.result()
+        finally:
+            stop_heartbeat.set()
+            heartbeat.join()
+
+    def _why_not_started(self, call_id: UUID) -> str:
+        return "call_not_found" if self.db.get_call(call_id) is None else "call_busy"
+
+    def _heartbeat(self, in_flight: set[UUID], stop: threading.Event) -> None:
+        while not stop.wait(HEARTBEAT_SECONDS):
+            try:
+                self.db.heartbeat(list(in_flight))
+            except Exception:  # a missed heartbeat only risks a sweep; never stop the batch for it
+                logger.warning("heartbeat failed", exc_info=False)
+
+    # --- one call -------------------------------------------------------------------------------
+    def _run_call(
+        self, claim: ClaimedCall, selection: StageSelection, flags: EffectiveFlags, diarizers: ThreadPoolExecutor
+    ) -> CallOutcome:
+        log = StageLog(claim.call_id, claim.user_id)
+        try:
+            call = self.db.get_call(claim.call_id)
+            if call is None:
+                return CallOutcome(claim.call_id, error_code="call_not_found")
+            work = _CallWork(
+                claim=claim,
+                call=call,
+                user=self.db.get_user(call.user_id),
+                artifacts=self.db.get_artifacts(call.id),
+                flags=flags,
+                log=log,
+            )
+            materialized = self._stages(work, selection, diarizers)
+            if not self._move(work, (CallStatus.TRANSCRIBING, CallStatus.ANALYZING), CallStatus.COMPLETED):
+                return CallOutcome(claim.call_id, error_code="superseded")
+            return CallOutcome(claim.call_id, materialized=materialized)
+        except StageFailure as failure:
+            self._fail(claim, failure.code)
+            return CallOutcome(claim.call_id, error_code=failure.code)
+        except Exception as exc:
+            # Only the type: messages of third-party exceptions may quote call data.
+            logger.error("call %s failed unexpectedly (%s)", claim.call_id, type(exc).__name__)
+            self._fail(claim, ErrorCode.INTERNAL_ERROR)
+            return CallOutcome(claim.call_id, error_code=ErrorCode.INTERNAL_ERROR)
+        finally:
+            self._flush(log)
+
+    def _stages(
+        self, work: _CallWork, selection: StageSelection, diarizers: ThreadPoolExecutor
+    ) -> dict[PipelineAsset, dict[str, MetadataValue]]:
+        from scryon_dagster.pipeline.analysis_stage import run_analysis
+        from scryon_dagster.pipeline.transcript_stage import build_normalized_transcript
+
+        materialized: dict[PipelineAsset, dict[str, MetadataValue]] = {}
+        if selection.needs_audio:
+            work.audio = self._preprocess(work)
+            diarized: Future[dict[str, MetadataValue] | None] | None = None
+            if PipelineAsset.DIARIZATION in selection:
+                diarized = diarizers.submit(self._diarize, work)
+            if PipelineAsset.RAW_TRANSCRIPT in selection:
+                materialized[PipelineAsset.RAW_TRANSCRIPT] = self._transcribe(work)
+            if diarized is not None and (diarization_metadata := diarized.result()) is not None:
+                materialized[PipelineAsset.DIARIZATION] = diarization_metadata
+        normalized = None
+        if PipelineAsset.NORMALIZED_TRANSCRIPT in selection:
+            self._load_raw_outputs(work)
+            normalized, metadata = build_normalized_transcript(self, work)
+            materialized[PipelineAsset.NORMALIZED_TRANSCRIPT] = metadata
+        if PipelineAsset.ANALYSIS in selection:
+            analysis_metadata = run_analysis(self, work, normalized)
+            if analysis_metadata is not None:
+                materialized[PipelineAsset.ANALYSIS] = analysis_metadata
+        return materialized
+
+    # --- stages ---------------------------------------------------------------------------------
+    def _preprocess(self, work: _CallWork) -> PreprocessedAudio:
+        temp_audio = work.artifacts.get(ArtifactType.TEMP_AUDIO)
+        if temp_audio is None:
+            raise StageFailure(ErrorCode.AUDIO_MISSING)
+        try:
+            original = self.store.get_bytes(temp_audio.storage_key)
+        except ObjectNotFoundError:
+            raise StageFailure(ErrorCode.AUDIO_MISSING) from None
+        with work.log.stage(Stage.AUDIO_PREPROCESSED, provider="ffmpeg") as stage:
+            prepared = self.audio.preprocess(original)
+            if prepared.used_original:
+                stage.soft_failure(prepared.fallback_reason or ErrorCode.AUDIO_PREPROCESSING_FAILED)
+        return prepared
+
+    def _transcribe(self, work: _CallWork) -> dict[str, MetadataValue]:
+        assert work.audio is not None
+        filename, content_type = self._upload_name(work)
+        with work.log.stage(Stage.TRANSCRIBED, provider="lemonfox") as stage:
+            try:
+                result = self.lemonfox.transcribe(
+                    work.audio.transcription_audio, filename=filename, content_type=content_type
+                )
+            except ProviderError as exc:
+                raise StageFailure(exc.code) from None
+            size = self._store_artifact(work, ArtifactType.RAW_TRANSCRIPT_JSON, result.raw_bytes)
+        work.raw_transcript = result.transcript
+        return {
+            "provider": "lemonfox",
+            "model": self.settings.lemonfox_model,
+            "language": result.transcript.language,
+            "audio_seconds": _round(result.transcript.duration or work.audio.duration_seconds),
+            "segments": len(result.transcript.segments),
+            "size_bytes": size,
+            "provider_ms": result.request_ms,
+            "attempts": result.attempts,
+            "preprocessed_audio": not work.audio.used_original,
+            "duration_ms": stage.elapsed_ms,
+        }
+
+    def _diarize(self, work: _CallWork) -> dict[str, MetadataValue] | None:
+        """Soft: any problem leaves the call to Lemonfox's own speaker labels."""
+        assert work.audio is not None
+        skip_reason = self._diarization_skip_reason(work)
+        if skip_reason is not None:
+            work.log.skipped(Stage.DIARIZED, provider="pyannote", reason=skip_reason)
+            return None
+        assert self.pyannote is not None
+        with work.log.stage(Stage.DIARIZED, provider="pyannote") as stage:
+            try:
+                media_url = self.pyannote.upload_media(
+                    work.audio.diarization_audio, f"scryon-{work.call_id}-{work.claim.attempt}"
+                )
+                raw_bytes = self._diarize_or_identify(work, media_url)
+            except ProviderError as exc:
+                stage.soft_failure(exc.code)
+                return None
+            size = self._store_artifact(work, ArtifactType.DIARIZATION_JSON, raw_bytes)
+        assert work.diarization is not None
+        return {
+            "provider": "pyannote",
+            "model": self.settings.pyannote_model,
+            "speakers": work.diarization.speaker_count,
+            "turns": len(work.diarization.diarization),
+            "voice_identification": work.identification is not None,
+            "size_bytes": size,
+            "duration_ms": stage.elapsed_ms,
+        }
+
+    def _diarization_skip_reason(self, work: _CallWork) -> str | None:
+        assert work.audio is not None
+        if not work.flags.diarization:
+            return "disabled"
+        if self.pyannote is None:
+            return "not_configured"
+        duration = work.audio.duration_seconds or work.call.duration_seconds
+        if duration is not None and duration > self.settings.scryon_diarization_max_audio_minutes * 60:
+            return "audio_too_long"
+        return None
+
+    def _diarize_or_identify(self, work: _CallWork, media_url: str) -> bytes:
+        """One pyannote job: identify (diarization plus the user's voiceprint) when voice match is on
+        and the user has a voiceprint, plain diarization otherwise — one job keeps speaker ids consistent."""
+        assert self.pyannote is not None
+        max_speakers = self._speaker_hint(work.call)
+        profile = self.db.get_voice_profile(work.call.user_id) if work.flags.voice_embedding else None
+        voiceprint = _voiceprint_of(profile.embedding_json) if profile is not None else None
+        if voiceprint is not None:
+            with work.log.stage(Stage.VOICE_MATCH, provider="pyannote") as stage:
+                try:
+                    identified = self.pyannote.identify(media_url, [("user", voiceprint)], max_speakers=max_speakers)
+                except ProviderError as exc:
+                    stage.soft_failure(exc.code)
+                else:
+                    work.identification = identified.identification
+                    work.diarization = Diarization(diarization=identified.identification.diarization)
+                    return identified.raw_bytes
+        result = self.pyannote.diarize(media_url, max_speakers=max_speakers, exclusive=True)
+        work.diarization = result.diarization
+        return result.raw_bytes
+
+    def _speaker_hint(self, call: CallRecord) -> int | None:
+        two_party = call.direction in (Direction.INCOMING, Direction.OUTGOING)
+        return 2 if two_party and self.settings.scryon_diarization_hint_two_speakers else None
+
+    def _load_raw_outputs(self, work: _CallWork) -> None:
+        """Read the stored provider outputs this run did not produce (re-derivation without providers)."""
+        if work.raw_transcript is None:
+            raw = self._read_artifact(work, ArtifactType.RAW_TRANSCRIPT_JSON)
+            if raw is None:
+                raise StageFailure(ErrorCode.ARTIFACT_MISSING)
+            try:
+                work.raw_transcript = RawTranscript.parse(raw)
+            except ProviderOutputError:
+                raise StageFailure(ErrorCode.TRANSCRIPTION_INVALID_OUTPUT) from None
+        if work.diarization is None and work.flags.diarization:
+            stored = self._read_artifact(work, ArtifactType.DIARIZATION_JSON)
+            if stored is not None:
+                try:
+                    work.diarization = Diarization.parse(stored)
+                    work.identification = Identification.parse(stored) if b'"voiceprints"' in stored else None
+                except ProviderOutputError:
+                    work.log.skipped(Stage.DIARIZED, provider="pyannote", reason="stored_output_unreadable")
+
+    # --- storage and status helpers -------------------------------------------------------------
+    def _upload_name(self, work: _CallWork) -> tuple[str, str]:
+        assert work.audio is not None
+        if not work.audio.used_original:
+            return "audio.wav", "audio/wav"
+        temp_audio = work.artifacts[ArtifactType.TEMP_AUDIO]
+        return temp_audio.storage_key.rsplit("/", 1)[-1], temp_audio.content_type
+
+    def _read_artifact(self, work: _CallWork, artifact_type: ArtifactType) -> bytes | None:
+        record = work.artifacts.get(artifact_type)
+        if record is None:
+            return None
+        try:
+            return self.store.get_bytes(record.storage_key)
+        except ObjectNotFoundError:
+            return None
+
+    def _store_artifact(
+        self,
+        work: _CallWork,
+        artifact_type: ArtifactType,
+        data: bytes,
+        *,
+        content_type: str = JSON,
+        schema_version: int | None = None,
+    ) -> int:
+        """Overwrite the artifact in place (same key, same call_artifacts row)."""
+        key = artifact_key(work.call.user_id, work.call_id, artifact_type)
+        size = self.store.put_bytes(key, data, content_type)
+        self.db.upsert_artifact(
+            work.call_id,
+            artifact_type,
+            storage_key=key,
+            content_type=content_type,
+            byte_size=size,
+            schema_version=schema_version,
+        )
+        return size
+
+    def _move(self, work: _CallWork, expected: CallStatus | tuple[CallStatus, ...], target: CallStatus) -> bool:
+        return self.db.transition(work.call_id, expected, target, attempt=work.claim.attempt)
+
+    def _fail(self, claim: ClaimedCall, code: str) -> None:
+        self.db.transition(
+            claim.call_id,
+            (CallStatus.TRANSCRIBING, CallStatus.ANALYZING),
+            CallStatus.FAILED,
+            error_reason=code,
+            attempt=claim.attempt,
+        )
+
+    def _flush(self, log: StageLog) -> None:
+        try:
+            self.db.record_events(log.drain())
+        except Exception as exc:
+            logger.warning("events of call %s not recorded (%s)", log.call_id, type(exc).__name__)
+
+
+def _voiceprint_of(embedding_json: object) -> str | None:
+    """The opaque voiceprint string inside the stored profile blob (never decoded)."""
+    if isinstance(embedding_json, str):
+        return embedding_json
+    if isinstance(embedding_json, dict):
+        value = embedding_json.get("voiceprint")
+        return value if isinstance(value, str) else None
+    return None
+
+
+def _round(value: float | None) -> float | None:
+    return round(value, 2) if value is not None else None
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_call_pipeline(settings: Settings, db: CallDatabase, store: ObjectStore) -> CallPipeline:
+    return CallPipeline(
+        settings=settings,
+        db=db,
+        store=store,
+        audio=AudioPreprocessor.from_settings(settings),
+        lemonfox=LemonfoxClient.from_settings(settings),
+        pyannote=PyannoteClient.from_settings(settings) if settings.pyannote_api_key else None,
+        llm=LlmClient.from_settings(settings),
+    )

@@ -1,0 +1,140 @@
+"""The QUEUED pickup against a real PostgreSQL and a real (test) Dagster instance."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from uuid import UUID, uuid4
+
+import dagster as dg
+import psycopg
+import pytest
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from scryon_dagster.adapters.db.records import NewCall
+from scryon_dagster.adapters.db.repository import CallDatabase
+from scryon_dagster.domain.calls import CallStatus
+from scryon_dagster.partitions import BATCH_TAG, calls_partitions
+from scryon_dagster.resources import CallDatabaseResource, SettingsResource
+from scryon_dagster.sensors.queued_calls import queued_calls_sensor
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
+@pytest.fixture
+def resources(database_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, dg.ConfigurableResource]:
+    monkeypatch.setenv("SCRYON_DATABASE_URL", database_url)
+    monkeypatch.setenv("SCRYON_SENSOR_BATCH_SIZE", "5")
+    config = SettingsResource()
+    return {"config": config, "database": CallDatabaseResource(config=config)}
+
+
+def _queue(db: CallDatabase, count: int) -> list[UUID]:
+    user = db.ensure_user("sensor-user")
+    ids = []
+    for _ in range(count):
+        call_id = uuid4()
+        db.create_queued_call(
+            call_id=call_id,
+            user_id=user.id,
+            call=NewCall(),
+            temp_audio_key=f"users/{user.id}/calls/{call_id}/temp/audio-a.wav",
+            temp_audio_content_type="audio/wav",
+            temp_audio_size=1,
+        )
+        ids.append(call_id)
+    return ids
+
+
+def _tick(instance: dg.DagsterInstance, resources: dict[str, dg.ConfigurableResource]) -> list[dg.RunRequest]:
+    with dg.build_sensor_context(instance=instance, resources=resources) as context:
+        result = queued_calls_sensor(context)
+    if isinstance(result, dg.SkipReason):
+        return []
+    assert isinstance(result, dg.SensorResult)
+    return list(result.run_requests or [])
+
+
+def test_a_tick_claims_a_bounded_batch_and_launches_one_ranged_run(
+    db: CallDatabase, instance: dg.DagsterInstance, resources: dict[str, dg.ConfigurableResource]
+) -> None:
+    ids = _queue(db, 7)
+
+    (request,) = _tick(instance, resources)
+
+    keys = [str(call_id) for call_id in ids[:5]]
+    assert request.job_name == "process_calls"
+    assert request.tags[ASSET_PARTITION_RANGE_START_TAG] == keys[0]
+    assert request.tags[ASSET_PARTITION_RANGE_END_TAG] == keys[-1]
+    assert request.run_key == f"{request.tags[BATCH_TAG]}:new"
+    assert instance.get_dynamic_partitions(calls_partitions.name) == keys
+
+    (second,) = _tick(instance, resources)
+    assert second.tags[ASSET_PARTITION_RANGE_START_TAG] == str(ids[5])
+    assert second.tags[ASSET_PARTITION_RANGE_END_TAG] == str(ids[6])
+    assert second.run_key != request.run_key
+    assert _tick(instance, resources) == []
+
+
+def test_a_requeued_call_runs_again_as_a_listed_batch_with_a_new_run_key(
+    db: CallDatabase, instance: dg.DagsterInstance, resources: dict[str, dg.ConfigurableResource]
+) -> None:
+    (call_id,) = _queue(db, 1)
+    (first,) = _tick(instance, resources)
+    db.begin_processing([call_id], batch_id=UUID(first.tags[BATCH_TAG]))
+    db.transition(call_id, CallStatus.TRANSCRIBING, CallStatus.FAILED, error_reason="transcription_timeout")
+    db.transition(call_id, CallStatus.FAILED, CallStatus.QUEUED)
+
+    (again,) = _tick(instance, resources)
+
+    assert again.job_name == "process_listed_calls"
+    assert again.run_config["ops"]["process_listed_calls_op"]["config"]["call_ids"] == [str(call_id)]
+    assert again.run_key != first.run_key
+    assert instance.get_dynamic_partitions(calls_partitions.name) == [str(call_id)]
+
+
+def test_concurrent_ticks_never_launch_a_call_twice(
+    db: CallDatabase, instance: dg.DagsterInstance, resources: dict[str, dg.ConfigurableResource]
+) -> None:
+    ids = _queue(db, 40)
+    launched: list[str] = []
+    lock = threading.Lock()
+
+    def ticker() -> None:
+        while requests := _tick(instance, resources):
+            with lock:
+                for request in requests:
+                    batch = [call.id for call in db.calls_in_batch(UUID(request.tags[BATCH_TAG]))]
+                    launched.extend(str(call_id) for call_id in batch)
+
+    threads = [threading.Thread(target=ticker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(launched) == sorted(str(call_id) for call_id in ids)
+
+
+def test_a_claim_whose_run_never_started_is_released_and_picked_up_again(
+    db: CallDatabase,
+    instance: dg.DagsterInstance,
+    resources: dict[str, dg.ConfigurableResource],
+    database_url: str,
+) -> None:
+    (call_id,) = _queue(db, 1)
+    (lost,) = _tick(instance, resources)  # the daemon "crashes": no run is ever created
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE call_records SET claimed_at = claimed_at - interval '10 minutes'")
+
+    (retried,) = _tick(instance, resources)
+
+    assert retried.tags[BATCH_TAG] != lost.tags[BATCH_TAG]
+    assert retried.job_name == "process_listed_calls"  # attempt 2: its key already exists
+    call = db.get_call(call_id)
+    assert call is not None
+    assert (call.status, call.attempt) == (CallStatus.QUEUED, 2)
