@@ -28,9 +28,7 @@ def safe_audio_name(original_name: str) -> str:
     return cleaned[:100]
 
 
-def artifact_key(
-    user_id: UUID, call_id: UUID, artifact_type: ArtifactType, original_name: str | None = None
-) -> str:
+def artifact_key(user_id: UUID, call_id: UUID, artifact_type: ArtifactType, original_name: str | None = None) -> str:
     prefix = call_prefix(user_id, call_id)
     if artifact_type is ArtifactType.TEMP_AUDIO:
         if original_name is None:

@@ -4,7 +4,6 @@ calls, and re-derivation of normalization + analysis from stored raw artifacts."
 import dagster as dg
 
 from scryon_dagster.assets.calls import call_pipeline, materialize_calls
-from scryon_dagster.partitions import calls_partitions
 from scryon_dagster.pipeline.outcomes import PipelineAsset, StageSelection
 from scryon_dagster.resources import PipelineResource
 

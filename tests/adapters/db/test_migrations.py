@@ -29,7 +29,7 @@ def test_upgrade_from_empty_creates_every_table_and_records_the_version(empty_da
 
     assert upgrade_to_head(empty_database_url) == head_revision()
 
-    assert EXPECTED_TABLES <= _tables(empty_database_url)
+    assert _tables(empty_database_url) >= EXPECTED_TABLES
     assert current_revision(empty_database_url) == head_revision()
 
 
@@ -67,7 +67,7 @@ def test_upgrade_adopts_a_database_that_already_has_the_reference_tables(empty_d
     with psycopg.connect(empty_database_url) as conn:
         row = conn.execute("SELECT status, claim_id, attempt FROM call_records").fetchone()
     assert row == ("QUEUED", None, 0)
-    assert EXPECTED_TABLES <= _tables(empty_database_url)
+    assert _tables(empty_database_url) >= EXPECTED_TABLES
 
 
 @pytest.mark.parametrize(
