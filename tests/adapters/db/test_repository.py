@@ -230,6 +230,8 @@ def test_deleting_a_call_cascades_to_its_children(db: CallDatabase, database_url
 
 
 def test_unreachable_database_raises_a_clear_error() -> None:
-    with CallDatabase("postgresql://nobody@127.0.0.1:1/none", timeout_seconds=1) as unreachable:
-        with pytest.raises(DatabaseUnavailableError, match="unreachable"):
-            unreachable.check()
+    with (
+        CallDatabase("postgresql://nobody@127.0.0.1:1/none", timeout_seconds=1) as unreachable,
+        pytest.raises(DatabaseUnavailableError, match="unreachable"),
+    ):
+        unreachable.check()
