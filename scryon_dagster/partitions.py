@@ -2,7 +2,8 @@
 
 import dagster as dg
 
-calls_partitions = dg.DynamicPartitionsDefinition(name="calls")
+CALLS_PARTITIONS = "calls"
+calls_partitions = dg.DynamicPartitionsDefinition(name=CALLS_PARTITIONS)
 
 # Tags that tie a run to the pickup batch whose calls it processes.
 BATCH_TAG = "scryon/batch"

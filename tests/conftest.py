@@ -1,3 +1,5 @@
 pytest_plugins = [
     "tests.fixtures.postgres",
+    "tests.fixtures.s3",
+    "tests.fixtures.simulator",
 ]

@@ -13,7 +13,7 @@ _FIXED_NAMES: dict[ArtifactType, str] = {
     ArtifactType.NORMALIZED_TRANSCRIPT_JSON: "transcripts/normalized.json",
     ArtifactType.ANALYSIS_JSON: "analysis/analysis.json",
 }
-_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+_EXTENSION = re.compile(r"^[a-z0-9]{1,8}$")
 USERS_PREFIX = "users/"
 
 
@@ -21,19 +21,19 @@ def call_prefix(user_id: UUID, call_id: UUID) -> str:
     return f"{USERS_PREFIX}{user_id}/calls/{call_id}/"
 
 
-def safe_audio_name(original_name: str) -> str:
-    """A file-name suffix safe for any object store (no path parts, no spaces)."""
-    base = original_name.replace("\\", "/").rsplit("/", 1)[-1]
-    cleaned = _UNSAFE_NAME_CHARS.sub("_", base).strip("._") or "upload"
-    return cleaned[:100]
+def artifact_key(
+    user_id: UUID, call_id: UUID, artifact_type: ArtifactType, audio_extension: str | None = None
+) -> str:
+    """The object key of a call's artifact.
 
-
-def artifact_key(user_id: UUID, call_id: UUID, artifact_type: ArtifactType, original_name: str | None = None) -> str:
+    TEMP_AUDIO keeps only the upload's audio extension, not its file name: a recorder's file name
+    often carries the contact's name or number, and keys show up in logs and listings.
+    """
     prefix = call_prefix(user_id, call_id)
     if artifact_type is ArtifactType.TEMP_AUDIO:
-        if original_name is None:
-            raise ValueError("TEMP_AUDIO needs the original file name")
-        return f"{prefix}temp/audio-{safe_audio_name(original_name)}"
+        if audio_extension is None or not _EXTENSION.match(audio_extension):
+            raise ValueError("TEMP_AUDIO needs the audio extension (lower-case letters and digits)")
+        return f"{prefix}temp/audio-upload.{audio_extension}"
     return prefix + _FIXED_NAMES[artifact_type]
 
 

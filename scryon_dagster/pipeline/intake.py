@@ -8,11 +8,9 @@ from uuid import uuid4
 from scryon_dagster.adapters.db.records import CallRecord, NewCall
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.adapters.object_store import ObjectStore, ObjectTooLargeError
-from scryon_dagster.domain.audio_formats import sniff_audio_type
+from scryon_dagster.domain.audio_formats import SNIFF_HEAD_BYTES, sniff_audio_type
 from scryon_dagster.domain.calls import ArtifactType
 from scryon_dagster.domain.storage_keys import artifact_key
-
-_SNIFF_BYTES = 64
 
 
 class IntakeError(ValueError):
@@ -39,7 +37,7 @@ def enqueue_call(
     Checks the database first so that an unreachable database writes nothing; if the insert fails
     after the upload, the uploaded object is removed again.
     """
-    head = audio.read(_SNIFF_BYTES)
+    head = audio.read(SNIFF_HEAD_BYTES)
     audio.seek(0)
     audio_type = sniff_audio_type(head, filename)
     if audio_type is None:
@@ -47,7 +45,7 @@ def enqueue_call(
     db.check()
     user = db.find_user(user_reference) or db.ensure_user(user_reference, display_name=user_display_name)
     call_id = uuid4()
-    key = artifact_key(user.id, call_id, ArtifactType.TEMP_AUDIO, filename)
+    key = artifact_key(user.id, call_id, ArtifactType.TEMP_AUDIO, audio_type.extension)
     try:
         size = store.put_stream(key, audio, audio_type.content_type, max_bytes=max_bytes)
     except ObjectTooLargeError:

@@ -14,7 +14,6 @@ import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from uuid import UUID
 
 from scryon_dagster.adapters.audio import AudioPreprocessor, PreprocessedAudio
@@ -29,8 +28,10 @@ from scryon_dagster.domain.calls import ArtifactType, CallStatus, Direction, Err
 from scryon_dagster.domain.flags import EffectiveFlags
 from scryon_dagster.domain.provider_outputs import Diarization, Identification, ProviderOutputError, RawTranscript
 from scryon_dagster.domain.storage_keys import artifact_key
+from scryon_dagster.pipeline.analysis_stage import run_analysis
 from scryon_dagster.pipeline.outcomes import CallOutcome, MetadataValue, PipelineAsset, StageSelection
 from scryon_dagster.pipeline.stages import StageFailure, StageLog
+from scryon_dagster.pipeline.transcript_stage import USER_VOICEPRINT_LABEL, build_normalized_transcript
 from scryon_dagster.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ HEARTBEAT_SECONDS = 60.0
 
 
 @dataclass
-class _CallWork:
+class CallWork:
     """Everything one call's stages read and produce."""
 
     claim: ClaimedCall
@@ -49,6 +50,8 @@ class _CallWork:
     artifacts: dict[ArtifactType, ArtifactRecord]
     flags: EffectiveFlags
     log: StageLog
+    voiceprint: str | None
+    """The user's opaque voiceprint, when voice match is on and the user enrolled."""
     audio: PreprocessedAudio | None = None
     raw_transcript: RawTranscript | None = None
     diarization: Diarization | None = None
@@ -139,16 +142,17 @@ class CallPipeline:
             call = self.db.get_call(claim.call_id)
             if call is None:
                 return CallOutcome(claim.call_id, error_code="call_not_found")
-            work = _CallWork(
+            work = CallWork(
                 claim=claim,
                 call=call,
                 user=self.db.get_user(call.user_id),
                 artifacts=self.db.get_artifacts(call.id),
                 flags=flags,
                 log=log,
+                voiceprint=self._voiceprint(call.user_id) if flags.voice_embedding else None,
             )
             materialized = self._stages(work, selection, diarizers)
-            if not self._move(work, (CallStatus.TRANSCRIBING, CallStatus.ANALYZING), CallStatus.COMPLETED):
+            if not self.move(work, (CallStatus.TRANSCRIBING, CallStatus.ANALYZING), CallStatus.COMPLETED):
                 return CallOutcome(claim.call_id, error_code="superseded")
             return CallOutcome(claim.call_id, materialized=materialized)
         except StageFailure as failure:
@@ -163,11 +167,8 @@ class CallPipeline:
             self._flush(log)
 
     def _stages(
-        self, work: _CallWork, selection: StageSelection, diarizers: ThreadPoolExecutor
+        self, work: CallWork, selection: StageSelection, diarizers: ThreadPoolExecutor
     ) -> dict[PipelineAsset, dict[str, MetadataValue]]:
-        from scryon_dagster.pipeline.analysis_stage import run_analysis
-        from scryon_dagster.pipeline.transcript_stage import build_normalized_transcript
-
         materialized: dict[PipelineAsset, dict[str, MetadataValue]] = {}
         if selection.needs_audio:
             work.audio = self._preprocess(work)
@@ -190,7 +191,7 @@ class CallPipeline:
         return materialized
 
     # --- stages ---------------------------------------------------------------------------------
-    def _preprocess(self, work: _CallWork) -> PreprocessedAudio:
+    def _preprocess(self, work: CallWork) -> PreprocessedAudio:
         temp_audio = work.artifacts.get(ArtifactType.TEMP_AUDIO)
         if temp_audio is None:
             raise StageFailure(ErrorCode.AUDIO_MISSING)
@@ -204,7 +205,7 @@ class CallPipeline:
                 stage.soft_failure(prepared.fallback_reason or ErrorCode.AUDIO_PREPROCESSING_FAILED)
         return prepared
 
-    def _transcribe(self, work: _CallWork) -> dict[str, MetadataValue]:
+    def _transcribe(self, work: CallWork) -> dict[str, MetadataValue]:
         assert work.audio is not None
         filename, content_type = self._upload_name(work)
         with work.log.stage(Stage.TRANSCRIBED, provider="lemonfox") as stage:
@@ -214,7 +215,7 @@ class CallPipeline:
                 )
             except ProviderError as exc:
                 raise StageFailure(exc.code) from None
-            size = self._store_artifact(work, ArtifactType.RAW_TRANSCRIPT_JSON, result.raw_bytes)
+            size = self.store_artifact(work, ArtifactType.RAW_TRANSCRIPT_JSON, result.raw_bytes)
         work.raw_transcript = result.transcript
         return {
             "provider": "lemonfox",
@@ -229,7 +230,7 @@ class CallPipeline:
             "duration_ms": stage.elapsed_ms,
         }
 
-    def _diarize(self, work: _CallWork) -> dict[str, MetadataValue] | None:
+    def _diarize(self, work: CallWork) -> dict[str, MetadataValue] | None:
         """Soft: any problem leaves the call to Lemonfox's own speaker labels."""
         assert work.audio is not None
         skip_reason = self._diarization_skip_reason(work)
@@ -246,7 +247,7 @@ class CallPipeline:
             except ProviderError as exc:
                 stage.soft_failure(exc.code)
                 return None
-            size = self._store_artifact(work, ArtifactType.DIARIZATION_JSON, raw_bytes)
+            size = self.store_artifact(work, ArtifactType.DIARIZATION_JSON, raw_bytes)
         assert work.diarization is not None
         return {
             "provider": "pyannote",
@@ -258,7 +259,7 @@ class CallPipeline:
             "duration_ms": stage.elapsed_ms,
         }
 
-    def _diarization_skip_reason(self, work: _CallWork) -> str | None:
+    def _diarization_skip_reason(self, work: CallWork) -> str | None:
         assert work.audio is not None
         if not work.flags.diarization:
             return "disabled"
@@ -269,17 +270,17 @@ class CallPipeline:
             return "audio_too_long"
         return None
 
-    def _diarize_or_identify(self, work: _CallWork, media_url: str) -> bytes:
+    def _diarize_or_identify(self, work: CallWork, media_url: str) -> bytes:
         """One pyannote job: identify (diarization plus the user's voiceprint) when voice match is on
         and the user has a voiceprint, plain diarization otherwise — one job keeps speaker ids consistent."""
         assert self.pyannote is not None
         max_speakers = self._speaker_hint(work.call)
-        profile = self.db.get_voice_profile(work.call.user_id) if work.flags.voice_embedding else None
-        voiceprint = _voiceprint_of(profile.embedding_json) if profile is not None else None
-        if voiceprint is not None:
+        if work.voiceprint is not None:
             with work.log.stage(Stage.VOICE_MATCH, provider="pyannote") as stage:
                 try:
-                    identified = self.pyannote.identify(media_url, [("user", voiceprint)], max_speakers=max_speakers)
+                    identified = self.pyannote.identify(
+                        media_url, [(USER_VOICEPRINT_LABEL, work.voiceprint)], max_speakers=max_speakers
+                    )
                 except ProviderError as exc:
                     stage.soft_failure(exc.code)
                 else:
@@ -290,14 +291,18 @@ class CallPipeline:
         work.diarization = result.diarization
         return result.raw_bytes
 
+    def _voiceprint(self, user_id: UUID) -> str | None:
+        profile = self.db.get_voice_profile(user_id)
+        return _voiceprint_of(profile.embedding_json) if profile is not None else None
+
     def _speaker_hint(self, call: CallRecord) -> int | None:
         two_party = call.direction in (Direction.INCOMING, Direction.OUTGOING)
         return 2 if two_party and self.settings.scryon_diarization_hint_two_speakers else None
 
-    def _load_raw_outputs(self, work: _CallWork) -> None:
+    def _load_raw_outputs(self, work: CallWork) -> None:
         """Read the stored provider outputs this run did not produce (re-derivation without providers)."""
         if work.raw_transcript is None:
-            raw = self._read_artifact(work, ArtifactType.RAW_TRANSCRIPT_JSON)
+            raw = self.read_artifact(work, ArtifactType.RAW_TRANSCRIPT_JSON)
             if raw is None:
                 raise StageFailure(ErrorCode.ARTIFACT_MISSING)
             try:
@@ -305,7 +310,7 @@ class CallPipeline:
             except ProviderOutputError:
                 raise StageFailure(ErrorCode.TRANSCRIPTION_INVALID_OUTPUT) from None
         if work.diarization is None and work.flags.diarization:
-            stored = self._read_artifact(work, ArtifactType.DIARIZATION_JSON)
+            stored = self.read_artifact(work, ArtifactType.DIARIZATION_JSON)
             if stored is not None:
                 try:
                     work.diarization = Diarization.parse(stored)
@@ -314,14 +319,14 @@ class CallPipeline:
                     work.log.skipped(Stage.DIARIZED, provider="pyannote", reason="stored_output_unreadable")
 
     # --- storage and status helpers -------------------------------------------------------------
-    def _upload_name(self, work: _CallWork) -> tuple[str, str]:
+    def _upload_name(self, work: CallWork) -> tuple[str, str]:
         assert work.audio is not None
         if not work.audio.used_original:
             return "audio.wav", "audio/wav"
         temp_audio = work.artifacts[ArtifactType.TEMP_AUDIO]
         return temp_audio.storage_key.rsplit("/", 1)[-1], temp_audio.content_type
 
-    def _read_artifact(self, work: _CallWork, artifact_type: ArtifactType) -> bytes | None:
+    def read_artifact(self, work: CallWork, artifact_type: ArtifactType) -> bytes | None:
         record = work.artifacts.get(artifact_type)
         if record is None:
             return None
@@ -330,9 +335,9 @@ class CallPipeline:
         except ObjectNotFoundError:
             return None
 
-    def _store_artifact(
+    def store_artifact(
         self,
-        work: _CallWork,
+        work: CallWork,
         artifact_type: ArtifactType,
         data: bytes,
         *,
@@ -352,7 +357,7 @@ class CallPipeline:
         )
         return size
 
-    def _move(self, work: _CallWork, expected: CallStatus | tuple[CallStatus, ...], target: CallStatus) -> bool:
+    def move(self, work: CallWork, expected: CallStatus | tuple[CallStatus, ...], target: CallStatus) -> bool:
         return self.db.transition(work.call_id, expected, target, attempt=work.claim.attempt)
 
     def _fail(self, claim: ClaimedCall, code: str) -> None:
@@ -385,11 +390,10 @@ def _round(value: float | None) -> float | None:
     return round(value, 2) if value is not None else None
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def build_call_pipeline(settings: Settings, db: CallDatabase, store: ObjectStore) -> CallPipeline:
+    # httpx logs every request URL at INFO, presigned upload URLs (with their signatures) included
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     return CallPipeline(
         settings=settings,
         db=db,

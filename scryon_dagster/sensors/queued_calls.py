@@ -20,7 +20,7 @@ from scryon_dagster.jobs.calls import (
     process_calls_job,
     process_listed_calls_job,
 )
-from scryon_dagster.partitions import BATCH_TAG, RUN_KIND_TAG, calls_partitions
+from scryon_dagster.partitions import BATCH_TAG, CALLS_PARTITIONS, RUN_KIND_TAG
 from scryon_dagster.resources import CallDatabaseResource, SettingsResource
 from scryon_dagster.settings import load_settings
 
@@ -46,9 +46,9 @@ def plan_batch_runs(instance: dg.DagsterInstance, batch_id: UUID, claimed: list[
     """
     fresh = [str(call.call_id) for call in claimed if call.attempt == 1]
     again = [str(call.call_id) for call in claimed if call.attempt > 1]
-    missing_again = [key for key in again if not instance.has_dynamic_partition(calls_partitions.name, key)]
+    missing_again = [key for key in again if not instance.has_dynamic_partition(CALLS_PARTITIONS, key)]
     if fresh or missing_again:
-        instance.add_dynamic_partitions(calls_partitions.name, fresh + missing_again)
+        instance.add_dynamic_partitions(CALLS_PARTITIONS, fresh + missing_again)
     tags = {BATCH_TAG: str(batch_id)}
     requests = []
     if fresh:

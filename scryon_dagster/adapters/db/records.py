@@ -91,3 +91,13 @@ class ProcessingEvent:
     error_code: str | None = None
     error_message: str | None = None
     created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class LlmUsage:
+    model: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    estimated_cost_usd: float
+    request_id: str | None

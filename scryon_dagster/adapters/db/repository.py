@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from enum import Enum
 from typing import Any
 from uuid import UUID
 
@@ -17,11 +18,13 @@ from scryon_dagster.adapters.db.records import (
     ArtifactRecord,
     CallRecord,
     ClaimedCall,
+    LlmUsage,
     NewCall,
     ProcessingEvent,
     UserRecord,
     VoiceProfile,
 )
+from scryon_dagster.domain.analysis import ActionItemDraft, SentimentSummary
 from scryon_dagster.domain.calls import (
     ArtifactType,
     CallStatus,
@@ -59,7 +62,7 @@ class CallDatabase:
             min_size=1,
             max_size=max_connections,
             timeout=timeout_seconds,
-            kwargs={"autocommit": False, "row_factory": dict_row, "connect_timeout": 5},
+            kwargs={"autocommit": False, "connect_timeout": 5},
             open=False,
             name="scryon-calls",
         )
@@ -89,7 +92,7 @@ class CallDatabase:
         DatabaseUnavailableError."""
         self.open()
         try:
-            with self._pool.connection() as conn, conn.cursor() as cur:
+            with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
                 yield cur
         except PoolTimeout as exc:
             raise DatabaseUnavailableError("call database unreachable (connection pool timeout)") from exc
@@ -98,7 +101,7 @@ class CallDatabase:
 
     def _run(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
         with self._cursor() as cur:
-            cur.execute(sql, params)  # type: ignore[arg-type]
+            cur.execute(sql, params)
             return list(cur.fetchall()) if cur.description else []
 
     def check(self) -> None:
@@ -375,6 +378,98 @@ class CallDatabase:
         )
         return [ProcessingEvent(**row) for row in rows]
 
+    # --- analysis outputs -----------------------------------------------------------------------
+    def replace_ai_outputs(
+        self,
+        call_id: UUID,
+        user_id: UUID,
+        *,
+        recorded_at: datetime | None,
+        action_items: Sequence[ActionItemDraft],
+        sentiment: SentimentSummary | None,
+    ) -> None:
+        """In one transaction: the call's AI action items replaced (MANUAL ones kept) and its sentiment
+        summary upserted (or removed when the analysis has none)."""
+        with self._cursor() as cur:
+            cur.execute("DELETE FROM action_items WHERE call_record_id = %s AND source = 'AI'", (call_id,))
+            cur.executemany(
+                """
+                INSERT INTO action_items (call_record_id, title, description, due_date, priority, status, source,
+                    intent, intent_metadata_json, owner_speaker_id, owner_speaker_label, owner_display_name,
+                    owner_role, source_segment_ids_json, source_text)
+                VALUES (%s, %s, %s, %s, %s, 'OPEN', 'AI', %s, %s, %s, %s, %s, %s, %s, %s)
+                """,
+                [
+                    (
+                        call_id, item.title, item.description, item.due_date, _value(item.priority),
+                        _value(item.intent), _jsonb(item.intent_metadata_json), item.owner_speaker_id,
+                        item.owner_speaker_label, item.owner_display_name, _value(item.owner_role),
+                        Jsonb(item.source_segment_ids_json), item.source_text,
+                    )
+                    for item in action_items
+                ],
+            )  # fmt: skip
+            if sentiment is None:
+                cur.execute("DELETE FROM call_sentiment_summary WHERE call_record_id = %s", (call_id,))
+                return
+            cur.execute(
+                """
+                INSERT INTO call_sentiment_summary (call_record_id, user_id, recorded_at, sentiment_overall,
+                    user_sentiment, contact_sentiment, tone_overall, tone_formality, tone_energy, tone_pace)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                ON CONFLICT (call_record_id) DO UPDATE SET
+                    user_id = EXCLUDED.user_id, recorded_at = EXCLUDED.recorded_at,
+                    sentiment_overall = EXCLUDED.sentiment_overall, user_sentiment = EXCLUDED.user_sentiment,
+                    contact_sentiment = EXCLUDED.contact_sentiment, tone_overall = EXCLUDED.tone_overall,
+                    tone_formality = EXCLUDED.tone_formality, tone_energy = EXCLUDED.tone_energy,
+                    tone_pace = EXCLUDED.tone_pace, created_at = now()
+                """,
+                (
+                    call_id, user_id, recorded_at, _value(sentiment.sentiment_overall),
+                    _value(sentiment.user_sentiment), _value(sentiment.contact_sentiment),
+                    _value(sentiment.tone_overall), _value(sentiment.tone_formality),
+                    _value(sentiment.tone_energy), _value(sentiment.tone_pace),
+                ),
+            )  # fmt: skip
+
+    def list_action_items(self, call_id: UUID) -> list[dict[str, Any]]:
+        return self._run(
+            "SELECT title, description, due_date, priority, status, source, intent, intent_metadata_json, "
+            "owner_speaker_id, owner_speaker_label, owner_display_name, owner_role, source_segment_ids_json, "
+            "source_text FROM action_items WHERE call_record_id = %s ORDER BY created_at, id",
+            (call_id,),
+        )
+
+    def get_sentiment_summary(self, call_id: UUID) -> dict[str, Any] | None:
+        rows = self._run("SELECT * FROM call_sentiment_summary WHERE call_record_id = %s", (call_id,))
+        return rows[0] if rows else None
+
+    def record_llm_usage(self, call_id: UUID, usage: LlmUsage) -> None:
+        self._run(
+            """
+            INSERT INTO call_llm_usage (call_id, model, prompt_tokens, completion_tokens, cached_tokens,
+                                        estimated_cost_usd, request_id)
+            VALUES (%s, %s, %s, %s, %s, %s, %s)
+            ON CONFLICT (call_id) DO UPDATE SET
+                model = EXCLUDED.model, prompt_tokens = EXCLUDED.prompt_tokens,
+                completion_tokens = EXCLUDED.completion_tokens, cached_tokens = EXCLUDED.cached_tokens,
+                estimated_cost_usd = EXCLUDED.estimated_cost_usd, request_id = EXCLUDED.request_id,
+                updated_at = now()
+            """,
+            (
+                call_id, usage.model, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens,
+                usage.estimated_cost_usd, usage.request_id,
+            ),
+        )  # fmt: skip
+
+    def get_llm_usage(self, call_id: UUID) -> LlmUsage | None:
+        rows = self._run(
+            "SELECT model, prompt_tokens, completion_tokens, cached_tokens, estimated_cost_usd::float8 "
+            "AS estimated_cost_usd, request_id FROM call_llm_usage WHERE call_id = %s",
+            (call_id,),
+        )
+        return LlmUsage(**rows[0]) if rows else None
+
     # --- feature flags and voice profiles -------------------------------------------------------
     def get_feature_flags(self) -> dict[str, bool]:
         return {row["flag_key"]: row["enabled"] for row in self._run("SELECT flag_key, enabled FROM feature_flags")}
@@ -410,6 +505,14 @@ class CallDatabase:
             """,
             (user_id, provider, model, Jsonb(embedding_json), consent_version),
         )
+
+
+def _value(member: Enum | None) -> Any:
+    return member.value if member is not None else None
+
+
+def _jsonb(value: object | None) -> Jsonb | None:
+    return Jsonb(value) if value is not None else None
 
 
 def _call(row: dict[str, Any]) -> CallRecord:

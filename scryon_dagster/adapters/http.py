@@ -1,0 +1,393 @@
+"""HTTP plumbing shared by the provider adapters: deadlines, retries, error classification.
+
+One :class:`ProviderHttpClient` per provider per process. It wraps a thread-safe ``httpx.Client`` with
+a bounded connection pool and a semaphore that caps in-flight requests (held only while a request is
+on the wire, never while backing off or between polls). Retries use tenacity with jittered exponential
+backoff, bounded by the configured retry count and by the caller's :class:`Deadline`; a rate-limited
+answer's ``Retry-After`` / ``retry-after-ms`` is the minimum wait, and a wait that would overrun the
+deadline ends the call instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+import tenacity
+
+from scryon_dagster.adapters.errors import (
+    PermanentProviderError,
+    ProviderError,
+    RateLimitedError,
+    RetryableProviderError,
+)
+from scryon_dagster.domain.calls import ErrorCode
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = "scryon-dagster/0.1"
+
+
+@dataclass(frozen=True)
+class StageErrorCodes:
+    """The error code each failure kind gets in one pipeline stage."""
+
+    client_error: ErrorCode
+    timeout: ErrorCode
+    unavailable: ErrorCode
+    rate_limited: ErrorCode
+    invalid_output: ErrorCode
+    job_failed: ErrorCode | None = None
+    """For providers with pollable jobs: a job that ended failed or canceled."""
+
+
+TRANSCRIPTION_CODES = StageErrorCodes(
+    client_error=ErrorCode.TRANSCRIPTION_4XX,
+    timeout=ErrorCode.TRANSCRIPTION_TIMEOUT,
+    unavailable=ErrorCode.TRANSCRIPTION_UNAVAILABLE,
+    rate_limited=ErrorCode.TRANSCRIPTION_RATE_LIMITED,
+    invalid_output=ErrorCode.TRANSCRIPTION_INVALID_OUTPUT,
+)
+DIARIZATION_CODES = StageErrorCodes(
+    client_error=ErrorCode.DIARIZATION_4XX,
+    timeout=ErrorCode.DIARIZATION_TIMEOUT,
+    unavailable=ErrorCode.DIARIZATION_UNAVAILABLE,
+    rate_limited=ErrorCode.DIARIZATION_RATE_LIMITED,
+    invalid_output=ErrorCode.DIARIZATION_INVALID_OUTPUT,
+    job_failed=ErrorCode.DIARIZATION_JOB_FAILED,
+)
+# Voice matching is one soft stage with a single code; the error class and status_code keep the detail.
+VOICE_MATCH_CODES = StageErrorCodes(
+    client_error=ErrorCode.VOICE_MATCH_FAILED,
+    timeout=ErrorCode.VOICE_MATCH_FAILED,
+    unavailable=ErrorCode.VOICE_MATCH_FAILED,
+    rate_limited=ErrorCode.VOICE_MATCH_FAILED,
+    invalid_output=ErrorCode.VOICE_MATCH_FAILED,
+    job_failed=ErrorCode.VOICE_MATCH_FAILED,
+)
+ANALYSIS_CODES = StageErrorCodes(
+    client_error=ErrorCode.ANALYSIS_4XX,
+    timeout=ErrorCode.ANALYSIS_TIMEOUT,
+    unavailable=ErrorCode.ANALYSIS_UNAVAILABLE,
+    rate_limited=ErrorCode.ANALYSIS_RATE_LIMITED,
+    invalid_output=ErrorCode.ANALYSIS_INVALID_OUTPUT,
+)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Jittered exponential backoff: ``initial * 2**n`` plus up to ``initial`` of jitter, capped."""
+
+    initial_seconds: float = 0.5
+    max_seconds: float = 30.0
+
+
+DEFAULT_BACKOFF = Backoff()
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """A point on the monotonic clock after which a provider call gives up."""
+
+    expires_at: float
+
+    @classmethod
+    def after(cls, seconds: float) -> Deadline:
+        return cls(time.monotonic() + seconds)
+
+    def remaining(self) -> float:
+        return max(0.0, self.expires_at - time.monotonic())
+
+    @property
+    def expired(self) -> bool:
+        return self.remaining() <= 0
+
+
+@dataclass(frozen=True)
+class SentRequest:
+    response: httpx.Response
+    attempts: int
+    elapsed_ms: int
+
+
+def parse_retry_after(headers: Mapping[str, str], now: datetime | None = None) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds:
+        try:
+            return max(0.0, float(milliseconds) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+_IDENTIFIER = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+
+
+def provider_error_identifiers(body: bytes) -> list[str]:
+    """Short machine identifiers (``error.code``, ``error.type``) from an error body, never free text."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        return []
+    error = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(error, dict):
+        return []
+    candidates = (error.get("code"), error.get("type"))
+    return [value for value in candidates if isinstance(value, str) and _IDENTIFIER.match(value)]
+
+
+def error_for_response(response: httpx.Response, *, provider: str, codes: StageErrorCodes) -> ProviderError:
+    """Classify a non-success HTTP response into the taxonomy."""
+    status = response.status_code
+    identifiers = provider_error_identifiers(response.content)
+    detail = f" ({identifiers[0]})" if identifiers else ""
+    message = f"{provider} returned HTTP {status}{detail}"
+    if status == 429:
+        if "insufficient_quota" in identifiers:
+            return PermanentProviderError(message, code=codes.client_error, provider=provider, status_code=status)
+        return RateLimitedError(
+            message,
+            code=codes.rate_limited,
+            provider=provider,
+            status_code=status,
+            retry_after=parse_retry_after(response.headers),
+        )
+    if status == 408:
+        return RetryableProviderError(message, code=codes.timeout, provider=provider, status_code=status)
+    if status == 409 or status >= 500:
+        return RetryableProviderError(message, code=codes.unavailable, provider=provider, status_code=status)
+    return PermanentProviderError(message, code=codes.client_error, provider=provider, status_code=status)
+
+
+def decode_json_object(raw: bytes, *, provider: str, code: ErrorCode, what: str) -> dict[str, Any]:
+    """Parse a provider body that must be a JSON object, or raise an invalid-output error."""
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        raise PermanentProviderError(
+            f"{provider} {what} is not valid JSON ({len(raw)} bytes)", code=code, provider=provider
+        ) from None
+    if not isinstance(data, dict):
+        raise PermanentProviderError(f"{provider} {what} is not a JSON object", code=code, provider=provider)
+    return data
+
+
+_DECODER = json.JSONDecoder()
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
+def extract_json_member(raw: bytes, key: str) -> bytes | None:
+    """The exact bytes of a top-level member's value, so nested provider output is kept verbatim.
+
+    Raises ``ValueError`` when ``raw`` is not a JSON object; returns None when the key is absent.
+    """
+    text = raw.decode("utf-8")
+
+    def skip(position: int) -> int:
+        match = _WHITESPACE.match(text, position)
+        return match.end() if match else position
+
+    position = skip(0)
+    if text[position : position + 1] != "{":
+        raise ValueError("not a JSON object")
+    position = skip(position + 1)
+    if text[position : position + 1] == "}":
+        return None
+    found: str | None = None
+    while True:
+        name, position = _DECODER.raw_decode(text, position)
+        position = skip(position)
+        if not isinstance(name, str) or text[position : position + 1] != ":":
+            raise ValueError("malformed JSON object member")
+        value_start = skip(position + 1)
+        _, position = _DECODER.raw_decode(text, value_start)
+        if name == key:  # the last duplicate wins, as in json.loads
+            found = text[value_start:position]
+        position = skip(position)
+        separator = text[position : position + 1]
+        if separator == "}":
+            break
+        if separator != ",":
+            raise ValueError("malformed JSON object")
+        position = skip(position + 1)
+    return found.encode("utf-8") if found is not None else None
+
+
+class ProviderHttpClient:
+    """Retrying, deadline-bounded, concurrency-capped HTTP for one provider."""
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        api_key: str,
+        request_timeout_seconds: float,
+        max_retries: int,
+        max_concurrency: int,
+        backoff: Backoff = DEFAULT_BACKOFF,
+        http_client: httpx.Client | None = None,
+    ) -> None:
+        if not api_key or not api_key.strip():
+            raise ValueError(f"{provider}: an API key is required")
+        if request_timeout_seconds <= 0:
+            raise ValueError(f"{provider}: the request timeout must be positive")
+        if max_retries < 0:
+            raise ValueError(f"{provider}: max retries must not be negative")
+        if max_concurrency < 1:
+            raise ValueError(f"{provider}: max concurrency must be at least 1")
+        self.provider = provider
+        self._api_key = api_key.strip()
+        self._request_timeout = request_timeout_seconds
+        self._max_retries = max_retries
+        self._slots = threading.BoundedSemaphore(max_concurrency)
+        self._backoff_wait = tenacity.wait_exponential_jitter(
+            multiplier=backoff.initial_seconds, max=backoff.max_seconds, jitter=backoff.initial_seconds
+        )
+        self._owns_client = http_client is None
+        self._client = http_client or httpx.Client(
+            limits=httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency),
+            timeout=request_timeout_seconds,
+            headers={"User-Agent": USER_AGENT},
+        )
+
+    @property
+    def max_retries(self) -> int:
+        return self._max_retries
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        codes: StageErrorCodes,
+        deadline: Deadline,
+        authenticated: bool = True,
+        **request_options: Any,
+    ) -> SentRequest:
+        """Send with retries; return the first 2xx response or raise a :class:`ProviderError`.
+
+        ``authenticated=False`` sends no Authorization header (presigned URLs carry their own).
+        ``request_options`` go to ``httpx.Client.request`` (``json``, ``data``, ``files``, ``content``,
+        ``headers``) and are re-sent unchanged on each attempt.
+        """
+        # A presigned URL's path can itself be a capability: log only that it was one.
+        operation = f"{method} {httpx.URL(url).path}" if authenticated else f"{method} <presigned URL>"
+        attempts = 0
+        started = time.monotonic()
+
+        def attempt() -> httpx.Response:
+            nonlocal attempts
+            attempts += 1
+            return self._attempt(method, url, codes, deadline, authenticated, request_options)
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(RetryableProviderError),
+            wait=self._wait,
+            stop=lambda state: self._should_stop(state, deadline),
+            before_sleep=lambda state: self._log_retry(state, operation),
+            reraise=True,
+        )
+        response = retrying(attempt)
+        return SentRequest(response, attempts, int((time.monotonic() - started) * 1000))
+
+    def close(self) -> None:
+        if self._owns_client:
+            self._client.close()
+
+    def _attempt(
+        self,
+        method: str,
+        url: str,
+        codes: StageErrorCodes,
+        deadline: Deadline,
+        authenticated: bool,
+        request_options: Mapping[str, Any],
+    ) -> httpx.Response:
+        if not self._slots.acquire(timeout=deadline.remaining()):
+            raise RetryableProviderError(
+                f"{self.provider} had no free request slot before the deadline",
+                code=codes.timeout,
+                provider=self.provider,
+            )
+        try:
+            timeout = min(self._request_timeout, deadline.remaining())
+            if timeout <= 0:
+                raise RetryableProviderError(
+                    f"{self.provider} deadline passed before the request was sent",
+                    code=codes.timeout,
+                    provider=self.provider,
+                )
+            headers = dict(request_options.get("headers") or {})
+            if authenticated:
+                headers["Authorization"] = f"Bearer {self._api_key}"
+            options = {**request_options, "headers": headers}
+            response = self._client.request(method, url, timeout=timeout, **options)
+        except httpx.TimeoutException as exc:
+            raise RetryableProviderError(
+                f"{self.provider} request timed out ({type(exc).__name__})",
+                code=codes.timeout,
+                provider=self.provider,
+            ) from exc
+        except httpx.TransportError as exc:
+            raise RetryableProviderError(
+                f"{self.provider} request failed ({type(exc).__name__})",
+                code=codes.unavailable,
+                provider=self.provider,
+            ) from exc
+        finally:
+            self._slots.release()
+        if response.is_success:
+            return response
+        raise error_for_response(response, provider=self.provider, codes=codes)
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        wait = self._backoff_wait(state)
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, RateLimitedError) and error.retry_after is not None:
+            wait = max(wait, error.retry_after)
+        return wait
+
+    def _should_stop(self, state: tenacity.RetryCallState, deadline: Deadline) -> bool:
+        if state.attempt_number > self._max_retries:
+            return True
+        # A wait that ends past the deadline cannot lead to a useful attempt: fail now with the
+        # last error (rate-limited, timeout or unavailable) instead of sleeping into a timeout.
+        return (state.upcoming_sleep or 0.0) >= deadline.remaining()
+
+    def _log_retry(self, state: tenacity.RetryCallState, operation: str) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        if not isinstance(error, ProviderError):
+            return
+        logger.warning(
+            "%s %s failed (code=%s, status=%s), attempt %d of %d; retrying in %.2fs",
+            self.provider,
+            operation,
+            error.code.value,
+            error.status_code,
+            state.attempt_number,
+            self._max_retries + 1,
+            state.upcoming_sleep,
+        )

@@ -1,0 +1,163 @@
+"""Analysis (hard), action items and sentiment (soft) for one call, and the opt-in LLM naming pass."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from scryon_dagster.adapters.db.records import LlmUsage
+from scryon_dagster.adapters.errors import ProviderError
+from scryon_dagster.adapters.llm import ChatCompletionResult, LlmClient
+from scryon_dagster.domain.analysis import (
+    AnalysisInvalidOutput,
+    analysis_response_format,
+    apply_speaker_naming,
+    build_action_item_drafts,
+    build_analysis_prompt,
+    build_sentiment_summary,
+    build_speaker_naming_prompt,
+    estimate_llm_cost_usd,
+    speaker_naming_response_format,
+    validate_analysis_output,
+)
+from scryon_dagster.domain.calls import ArtifactType, CallStatus, ErrorCode, Stage
+from scryon_dagster.domain.transcript.models import NormalizedTranscript, TranscriptFormatError
+from scryon_dagster.pipeline.outcomes import MetadataValue
+from scryon_dagster.pipeline.stages import StageFailure
+
+if TYPE_CHECKING:
+    from scryon_dagster.pipeline.runner import CallPipeline, CallWork
+
+ANALYSIS_SCHEMA_VERSION = 3
+
+
+def complete(llm: LlmClient, *, system: str, user: str, response_format: dict[str, Any]) -> ChatCompletionResult:
+    """One strict-schema completion for a ``response_format`` built by the analysis domain."""
+    json_schema = response_format["json_schema"]
+    return llm.complete_json(system=system, user=user, schema_name=json_schema["name"], schema=json_schema["schema"])
+
+
+def run_analysis(
+    pipeline: CallPipeline, work: CallWork, transcript: NormalizedTranscript | None
+) -> dict[str, MetadataValue] | None:
+    """The ANALYZED stage and, after it, ACTION_ITEMS_EXTRACTED; None when analysis is switched off."""
+    if not work.flags.analysis:
+        work.log.skipped(Stage.ANALYZED, provider="llm", reason="disabled")
+        return None
+    transcript = transcript or _stored_transcript(pipeline, work)
+    if not pipeline.move(work, CallStatus.TRANSCRIBING, CallStatus.ANALYZING):
+        raise StageFailure("superseded")
+    call = work.call
+    withheld = [name for name in (call.contact_name, work.user.display_name if work.user else None) if name]
+    prompt = build_analysis_prompt(
+        transcript,
+        call_id=str(call.id),
+        recorded_at=call.recorded_at,
+        duration_seconds=transcript.duration_seconds or call.duration_seconds,
+        title=call.title,
+        withheld_names=withheld,
+    )
+    with work.log.stage(Stage.ANALYZED, provider="llm") as stage:
+        try:
+            result = complete(
+                pipeline.llm, system=prompt.system, user=prompt.user, response_format=analysis_response_format()
+            )
+        except ProviderError as exc:
+            raise StageFailure(exc.code) from None
+        usage = _usage(pipeline, result)
+        pipeline.db.record_llm_usage(call.id, usage)  # tokens are spent even when the output is unusable
+        try:
+            analysis = validate_analysis_output(
+                content=result.content,
+                refusal=result.refusal,
+                finish_reason=result.finish_reason,
+                transcript=transcript,
+            )
+        except AnalysisInvalidOutput as exc:
+            raise StageFailure(exc.code) from None
+        assert result.content is not None
+        size = pipeline.store_artifact(
+            work,
+            ArtifactType.ANALYSIS_JSON,
+            result.content.encode(),
+            schema_version=ANALYSIS_SCHEMA_VERSION,
+        )
+    action_items = -1
+    with work.log.stage(Stage.ACTION_ITEMS_EXTRACTED) as items_stage:
+        try:
+            drafts = build_action_item_drafts(analysis, transcript, recorded_at=call.recorded_at)
+            pipeline.db.replace_ai_outputs(
+                call.id,
+                call.user_id,
+                recorded_at=call.recorded_at,
+                action_items=drafts,
+                sentiment=build_sentiment_summary(analysis),
+            )
+            action_items = len(drafts)
+        except Exception:  # soft: the transcript and the analysis still ship
+            items_stage.soft_failure("action_items_failed")
+    return {
+        "provider": "llm",
+        "model": result.model or pipeline.settings.llm_model,
+        "schema_version": ANALYSIS_SCHEMA_VERSION,
+        "prompt_tokens": result.prompt_tokens,
+        "completion_tokens": result.completion_tokens,
+        "estimated_cost_usd": round(usage.estimated_cost_usd, 6),
+        "action_items": action_items if action_items >= 0 else None,
+        "size_bytes": size,
+        "duration_ms": stage.elapsed_ms,
+    }
+
+
+def name_speakers_with_llm(
+    pipeline: CallPipeline, work: CallWork, transcript: NormalizedTranscript
+) -> NormalizedTranscript:
+    """The opt-in naming pass: cite-or-discard, verified in the domain; any failure keeps the transcript."""
+    prompt = build_speaker_naming_prompt(transcript)
+    if prompt is None:
+        work.log.skipped(Stage.LLM_SPEAKER_NAMING, provider="llm", reason="nothing_to_name")
+        return transcript
+    with work.log.stage(Stage.LLM_SPEAKER_NAMING, provider="llm") as stage:
+        try:
+            result = complete(
+                pipeline.llm, system=prompt.system, user=prompt.user, response_format=speaker_naming_response_format()
+            )
+        except ProviderError as exc:
+            stage.soft_failure(exc.code)
+            return transcript
+        outcome = apply_speaker_naming(
+            transcript, content=result.content, refusal=result.refusal, finish_reason=result.finish_reason
+        )
+        if outcome.warnings:
+            stage.soft_failure(ErrorCode.ANALYSIS_INVALID_OUTPUT)
+    named = outcome.transcript
+    warnings = [*named.speaker_resolution.warnings, *(str(w) for w in outcome.warnings)]
+    return named.model_copy(
+        update={"speaker_resolution": named.speaker_resolution.model_copy(update={"warnings": warnings})}
+    )
+
+
+def _stored_transcript(pipeline: CallPipeline, work: CallWork) -> NormalizedTranscript:
+    raw = pipeline.read_artifact(work, ArtifactType.NORMALIZED_TRANSCRIPT_JSON)
+    if raw is None:
+        raise StageFailure(ErrorCode.ARTIFACT_MISSING)
+    try:
+        return NormalizedTranscript.parse(raw)
+    except TranscriptFormatError:
+        raise StageFailure(ErrorCode.NORMALIZATION_FAILED) from None
+
+
+def _usage(pipeline: CallPipeline, result: ChatCompletionResult) -> LlmUsage:
+    settings = pipeline.settings
+    return LlmUsage(
+        model=result.model,
+        prompt_tokens=result.prompt_tokens,
+        completion_tokens=result.completion_tokens,
+        cached_tokens=result.cached_tokens,
+        estimated_cost_usd=estimate_llm_cost_usd(
+            result.prompt_tokens,
+            result.completion_tokens,
+            input_price_per_mtok=settings.llm_price_input_per_mtok_usd,
+            output_price_per_mtok=settings.llm_price_output_per_mtok_usd,
+        ),
+        request_id=result.request_id,
+    )

@@ -1,0 +1,183 @@
+"""The per-call pipeline end to end on real parts, one failure policy row at a time."""
+
+from __future__ import annotations
+
+import json
+from uuid import UUID, uuid4
+
+import pytest
+
+from scryon_dagster.adapters.db.repository import CallDatabase
+from scryon_dagster.adapters.object_store import ObjectStore
+from scryon_dagster.domain.analysis import parse_analysis
+from scryon_dagster.domain.calls import ArtifactType, CallStatus, ErrorCode
+from scryon_dagster.domain.transcript import NORMALIZATION_VERSION
+from scryon_dagster.domain.transcript.models import NormalizedTranscript
+from scryon_dagster.pipeline.outcomes import CallOutcome, PipelineAsset, StageSelection
+from scryon_dagster.pipeline.runner import CallPipeline
+from scryon_dagster.simulator import SimulatorServer
+from tests.pipeline.conftest import Enqueue, sample_by_slug
+
+EVERYTHING = StageSelection.everything()
+REDERIVE = StageSelection.of(["normalized_transcript", "analysis"])
+
+
+def run(pipeline: CallPipeline, call_ids: list[UUID], selection: StageSelection = EVERYTHING) -> dict[UUID, CallOutcome]:
+    return {o.call_id: o for o in pipeline.run_batch(call_ids, selection, batch_id=None, run_id=str(uuid4()))}
+
+
+def status(db: CallDatabase, call_id: UUID) -> tuple[CallStatus, str | None]:
+    call = db.get_call(call_id)
+    assert call is not None
+    return call.status, call.error_reason
+
+
+def test_a_call_goes_through_every_stage(
+    pipeline: CallPipeline, db: CallDatabase, store: ObjectStore, enqueue_sample: Enqueue
+) -> None:
+    call_id = enqueue_sample("self_introduction")
+
+    outcome = run(pipeline, [call_id])[call_id]
+
+    assert outcome.succeeded, outcome.error_code
+    assert set(outcome.materialized) == set(PipelineAsset)
+    assert status(db, call_id) == (CallStatus.COMPLETED, None)
+    artifacts = db.get_artifacts(call_id)
+    assert set(artifacts) == set(ArtifactType)
+    normalized = NormalizedTranscript.parse(store.get_bytes(artifacts[ArtifactType.NORMALIZED_TRANSCRIPT_JSON].storage_key))
+    assert normalized.pipeline.normalization_version == NORMALIZATION_VERSION
+    assert normalized.pipeline.diarization_provider == "pyannote"
+    assert artifacts[ArtifactType.NORMALIZED_TRANSCRIPT_JSON].schema_version == NORMALIZATION_VERSION
+    analysis = parse_analysis(store.get_bytes(artifacts[ArtifactType.ANALYSIS_JSON].storage_key))
+    assert len(db.list_action_items(call_id)) == len(analysis.action_items)
+    assert db.get_sentiment_summary(call_id) is not None
+    usage = db.get_llm_usage(call_id)
+    assert usage is not None and usage.prompt_tokens > 0
+    stages = {(e.stage, e.status) for e in db.list_events(call_id)}
+    for stage in ("AUDIO_PREPROCESSED", "DIARIZED", "TRANSCRIBED", "TRANSCRIPT_NORMALIZED", "ANALYZED"):
+        assert (stage, "STARTED") in stages
+        assert (stage, "COMPLETED") in stages
+
+
+def test_a_batch_runs_every_call_and_isolates_a_failing_one(
+    pipeline: CallPipeline, db: CallDatabase, simulator: SimulatorServer, enqueue_sample: Enqueue
+) -> None:
+    good = [enqueue_sample("greeting_by_name"), enqueue_sample("no_names")]
+    bad = enqueue_sample("voicemail")
+    simulator.admin.set_fault(
+        "lemonfox", "http_400", times=-1, match_audio_seconds=sample_by_slug("voicemail").duration_seconds
+    )
+
+    outcomes = run(pipeline, [*good, bad])
+
+    assert outcomes[bad].error_code == ErrorCode.TRANSCRIPTION_4XX
+    assert status(db, bad) == (CallStatus.FAILED, "transcription_4xx")
+    for call_id in good:
+        assert outcomes[call_id].succeeded
+        assert status(db, call_id) == (CallStatus.COMPLETED, None)
+
+
+@pytest.mark.parametrize("fault", ["http_500", "job_failed", "malformed_json"])
+def test_diarization_trouble_falls_back_to_lemonfox_speaker_labels(
+    pipeline: CallPipeline, db: CallDatabase, store: ObjectStore, simulator: SimulatorServer, enqueue_sample: Enqueue, fault: str
+) -> None:
+    call_id = enqueue_sample("greeting_by_name")
+    simulator.admin.set_fault("pyannote", fault, times=-1)
+
+    outcome = run(pipeline, [call_id])[call_id]
+
+    assert outcome.succeeded
+    assert PipelineAsset.DIARIZATION not in outcome.materialized
+    assert status(db, call_id) == (CallStatus.COMPLETED, None)
+    artifacts = db.get_artifacts(call_id)
+    assert ArtifactType.DIARIZATION_JSON not in artifacts
+    normalized = NormalizedTranscript.parse(store.get_bytes(artifacts[ArtifactType.NORMALIZED_TRANSCRIPT_JSON].storage_key))
+    assert normalized.pipeline.diarization_provider == "lemonfox"  # its speaker_labels stood in
+    assert ("DIARIZED", "FAILED") in {(e.stage, e.status) for e in db.list_events(call_id)}
+
+
+@pytest.mark.parametrize(
+    ("fault", "code"),
+    [("refusal", "analysis_invalid_output"), ("finish_length", "analysis_invalid_output"), ("http_400", "analysis_4xx")],
+)
+def test_analysis_failures_fail_the_call_after_keeping_the_transcript(
+    pipeline: CallPipeline, db: CallDatabase, simulator: SimulatorServer, enqueue_sample: Enqueue, fault: str, code: str
+) -> None:
+    call_id = enqueue_sample("no_names")
+    simulator.admin.set_fault("llm", fault, times=-1)
+
+    outcome = run(pipeline, [call_id])[call_id]
+
+    assert outcome.error_code == code
+    assert status(db, call_id) == (CallStatus.FAILED, code)
+    artifacts = db.get_artifacts(call_id)
+    assert ArtifactType.NORMALIZED_TRANSCRIPT_JSON in artifacts
+    assert ArtifactType.ANALYSIS_JSON not in artifacts
+    assert db.list_action_items(call_id) == []
+
+
+def test_missing_temp_audio_fails_with_audio_missing(
+    pipeline: CallPipeline, db: CallDatabase, store: ObjectStore, enqueue_sample: Enqueue
+) -> None:
+    call_id = enqueue_sample("no_names")
+    store.delete(db.get_artifacts(call_id)[ArtifactType.TEMP_AUDIO].storage_key)
+
+    outcome = run(pipeline, [call_id])[call_id]
+
+    assert outcome.error_code == ErrorCode.AUDIO_MISSING
+    assert status(db, call_id) == (CallStatus.FAILED, "audio_missing")
+
+
+def test_rederiving_uses_stored_raw_outputs_without_any_provider_audio_call(
+    pipeline: CallPipeline, db: CallDatabase, store: ObjectStore, simulator: SimulatorServer, enqueue_sample: Enqueue
+) -> None:
+    call_id = enqueue_sample("greeting_by_name")
+    run(pipeline, [call_id])
+    store.delete(db.get_artifacts(call_id)[ArtifactType.TEMP_AUDIO].storage_key)  # audio gone: must not matter
+    simulator.admin.reset_stats()
+
+    outcome = run(pipeline, [call_id], REDERIVE)[call_id]
+
+    assert outcome.succeeded
+    assert set(outcome.materialized) == {PipelineAsset.NORMALIZED_TRANSCRIPT, PipelineAsset.ANALYSIS}
+    assert status(db, call_id) == (CallStatus.COMPLETED, None)
+    counts = json.dumps(simulator.admin.stats())
+    assert "transcriptions" not in counts and "diarize" not in counts and "media" not in counts
+
+
+def test_analysis_switched_off_completes_with_transcript_only(
+    pipeline: CallPipeline, db: CallDatabase, enqueue_sample: Enqueue
+) -> None:
+    db.set_feature_flag("SCRYON_ANALYSIS_ENABLED", False, updated_by="test")
+    call_id = enqueue_sample("no_names")
+
+    outcome = run(pipeline, [call_id])[call_id]
+
+    assert outcome.succeeded
+    assert PipelineAsset.ANALYSIS not in outcome.materialized
+    assert status(db, call_id) == (CallStatus.COMPLETED, None)
+    assert ArtifactType.ANALYSIS_JSON not in db.get_artifacts(call_id)
+
+
+def test_pyannote_switched_off_by_flag_skips_diarization(
+    pipeline: CallPipeline, db: CallDatabase, simulator: SimulatorServer, enqueue_sample: Enqueue
+) -> None:
+    db.set_feature_flag("PYANNOTE_ENABLED", False, updated_by="test")
+    call_id = enqueue_sample("no_names")
+
+    outcome = run(pipeline, [call_id])[call_id]
+
+    assert outcome.succeeded
+    assert ("DIARIZED", "SKIPPED") in {(e.stage, e.status) for e in db.list_events(call_id)}
+    assert "diarize" not in json.dumps(simulator.admin.stats())
+
+
+def test_a_call_held_by_another_run_is_left_alone(pipeline: CallPipeline, db: CallDatabase, enqueue_sample: Enqueue) -> None:
+    call_id = enqueue_sample("no_names")
+    db.begin_processing([call_id], batch_id=uuid4())  # another run holds it
+
+    outcome = run(pipeline, [call_id])[call_id]
+
+    assert outcome.error_code == "call_busy"
+    assert status(db, call_id) == (CallStatus.TRANSCRIBING, None)
+    assert run(pipeline, [uuid4()]) != {}
