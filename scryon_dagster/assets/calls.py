@@ -32,7 +32,7 @@ _CODE_VERSIONS = {PipelineAsset.NORMALIZED_TRANSCRIPT: f"normalization-v{NORMALI
 CALL_ASSET_SPECS = [
     dg.AssetSpec(
         key=asset.value,
-        deps=_DEPS[asset],
+        deps=[dep.value for dep in _DEPS[asset]],
         description=_DESCRIPTIONS[asset],
         partitions_def=calls_partitions,
         skippable=True,

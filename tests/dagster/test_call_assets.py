@@ -7,6 +7,8 @@ from uuid import UUID, uuid4
 
 import dagster as dg
 import pytest
+from dagster_shared.serdes import serialize_value
+from dagster._core.remote_representation.external_data import RepositorySnap
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from scryon_dagster.assets.calls import call_pipeline
@@ -64,6 +66,8 @@ def test_definitions_load() -> None:
         job.name for job in repository.get_all_jobs()
     }
     assert {"queued_calls_sensor", "crashed_batch_sensor"} <= {sensor.name for sensor in repository.sensor_defs}
+    # what a code server sends to the webserver and daemon must serialize
+    assert serialize_value(RepositorySnap.from_def(repository))
 
 
 def test_ranged_run_materializes_each_succeeded_call_and_fails_only_the_failed_ones(
