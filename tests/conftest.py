@@ -2,4 +2,5 @@ pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.s3",
     "tests.fixtures.simulator",
+    "tests.fixtures.pipeline",
 ]

@@ -7,9 +7,9 @@ from uuid import UUID, uuid4
 
 import dagster as dg
 import pytest
-from dagster_shared.serdes import serialize_value
 from dagster._core.remote_representation.external_data import RepositorySnap
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from dagster_shared.serdes import serialize_value
 
 from scryon_dagster.assets.calls import call_pipeline
 from scryon_dagster.definitions import defs

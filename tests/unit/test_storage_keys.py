@@ -25,7 +25,8 @@ def test_fixed_layout(artifact_type: ArtifactType, suffix: str) -> None:
 
 
 def test_temp_audio_key_keeps_only_the_extension() -> None:
-    assert artifact_key(USER, CALL, ArtifactType.TEMP_AUDIO, "m4a") == f"users/{USER}/calls/{CALL}/temp/audio-upload.m4a"
+    key = artifact_key(USER, CALL, ArtifactType.TEMP_AUDIO, "m4a")
+    assert key == f"users/{USER}/calls/{CALL}/temp/audio-upload.m4a"
 
 
 @pytest.mark.parametrize("extension", [None, "", "Call with Jane.m4a", "../x", "M4A"])
