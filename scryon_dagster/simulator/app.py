@@ -544,7 +544,9 @@ class _Simulator:
         return Response(job.body(), media_type="application/json")
 
     async def _deliver_job_webhook(self, job: _Job, url: str) -> None:
-        await asyncio.sleep(max(0.0, job.finishes_at - time.monotonic()))
+        # asyncio may wake a sleep a clock tick early: wait until the job really is terminal
+        while job.status() in ("created", "running"):
+            await asyncio.sleep(max(0.001, job.finishes_at - time.monotonic()))
         body = job.body()
         for attempt in range(1 + WEBHOOK_RETRIES):
             if attempt:

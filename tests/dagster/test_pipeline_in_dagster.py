@@ -113,7 +113,7 @@ def test_nothing_personal_reaches_dagster_or_our_logs(
     db.ensure_user("user-greeting_by_name", email=CANARY_EMAIL)
     call_id = enqueue_sample("greeting_by_name", notes=f"write to {CANARY_EMAIL}")
     failing = enqueue_sample("no_names", recorded_at=None)
-    with db._cursor() as cur:  # break one call so that failure paths are covered too
+    with db.transaction() as cur:  # break one call so that failure paths are covered too
         cur.execute("DELETE FROM call_artifacts WHERE call_id = %s AND artifact_type = 'TEMP_AUDIO'", (failing,))
     caplog.set_level(logging.DEBUG)
 

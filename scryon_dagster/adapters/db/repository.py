@@ -87,7 +87,7 @@ class CallDatabase:
         self.close()
 
     @contextmanager
-    def _cursor(self) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
+    def transaction(self) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
         """A cursor inside one transaction, committed on success; connection failures become
         DatabaseUnavailableError."""
         self.open()
@@ -99,20 +99,22 @@ class CallDatabase:
         except psycopg.OperationalError as exc:
             raise DatabaseUnavailableError(f"call database unreachable ({type(exc).__name__})") from exc
 
-    def _run(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
-        with self._cursor() as cur:
+    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
+        """One statement in its own transaction. For this package's query classes only: callers
+        outside ``adapters/db`` use the named methods."""
+        with self.transaction() as cur:
             cur.execute(sql, params)
             return list(cur.fetchall()) if cur.description else []
 
     def check(self) -> None:
         """Raise DatabaseUnavailableError unless a round trip to the database succeeds."""
-        self._run("SELECT 1 AS ok")
+        self.query("SELECT 1 AS ok")
 
     # --- users ----------------------------------------------------------------------------------
     def ensure_user(
         self, external_user_id: str, *, display_name: str | None = None, email: str | None = None
     ) -> UserRecord:
-        rows = self._run(
+        rows = self.query(
             """
             INSERT INTO users (external_user_id, display_name, email) VALUES (%s, %s, %s)
             ON CONFLICT (external_user_id) DO UPDATE
@@ -128,14 +130,14 @@ class CallDatabase:
 
     def find_user(self, reference: str) -> UserRecord | None:
         """A user by id (UUID text) or by external user id."""
-        rows = self._run(
+        rows = self.query(
             "SELECT id, external_user_id, email, display_name FROM users WHERE external_user_id = %s OR id::text = %s",
             (reference, reference),
         )
         return UserRecord(**rows[0]) if rows else None
 
     def get_user(self, user_id: UUID) -> UserRecord | None:
-        rows = self._run("SELECT id, external_user_id, email, display_name FROM users WHERE id = %s", (user_id,))
+        rows = self.query("SELECT id, external_user_id, email, display_name FROM users WHERE id = %s", (user_id,))
         return UserRecord(**rows[0]) if rows else None
 
     # --- calls ----------------------------------------------------------------------------------
@@ -150,7 +152,7 @@ class CallDatabase:
         temp_audio_size: int,
     ) -> CallRecord:
         """Insert the call as QUEUED together with its TEMP_AUDIO artifact, in one transaction."""
-        with self._cursor() as cur:
+        with self.transaction() as cur:
             cur.execute(
                 f"""
                 INSERT INTO call_records (id, user_id, title, notes, contact_name, contact_id,
@@ -176,14 +178,14 @@ class CallDatabase:
         return _call(row)
 
     def get_call(self, call_id: UUID) -> CallRecord | None:
-        rows = self._run(f"SELECT {_CALL_COLUMNS} FROM call_records WHERE id = %s", (call_id,))
+        rows = self.query(f"SELECT {_CALL_COLUMNS} FROM call_records WHERE id = %s", (call_id,))
         return _call(rows[0]) if rows else None
 
     def get_calls(self, call_ids: Iterable[UUID]) -> dict[UUID, CallRecord]:
         ids = list(call_ids)
         if not ids:
             return {}
-        rows = self._run(f"SELECT {_CALL_COLUMNS} FROM call_records WHERE id = ANY(%s)", (ids,))
+        rows = self.query(f"SELECT {_CALL_COLUMNS} FROM call_records WHERE id = ANY(%s)", (ids,))
         return {row["id"]: _call(row) for row in rows}
 
     def transition(
@@ -205,7 +207,7 @@ class CallDatabase:
         if illegal:
             raise IllegalTransitionError(f"{'/'.join(sorted(illegal))} -> {target} is not a legal transition")
         event_status = EventStatus.FAILED if target is CallStatus.FAILED else EventStatus.COMPLETED
-        rows = self._run(
+        rows = self.query(
             """
             WITH moved AS (
                 UPDATE call_records SET status = %(target)s, error_reason = %(error_reason)s
@@ -237,7 +239,7 @@ class CallDatabase:
         calls (unclaimed QUEUED, COMPLETED or FAILED), which the batch claims as a new attempt.
         Calls that another run holds are left alone and not returned.
         """
-        rows = self._run(
+        rows = self.query(
             """
             WITH moved AS (
                 UPDATE call_records SET
@@ -263,7 +265,7 @@ class CallDatabase:
         return [ClaimedCall(call_id=row["id"], user_id=row["user_id"], attempt=row["attempt"]) for row in rows]
 
     def calls_in_batch(self, batch_id: UUID) -> list[CallRecord]:
-        rows = self._run(f"SELECT {_CALL_COLUMNS} FROM call_records WHERE claim_id = %s", (batch_id,))
+        rows = self.query(f"SELECT {_CALL_COLUMNS} FROM call_records WHERE claim_id = %s", (batch_id,))
         return [_call(row) for row in rows]
 
     def claim_queued(self, batch_id: UUID, limit: int) -> list[ClaimedCall]:
@@ -271,7 +273,7 @@ class CallDatabase:
 
         Concurrent claimers skip each other's rows (SKIP LOCKED), so no call is claimed twice.
         """
-        rows = self._run(
+        rows = self.query(
             """
             UPDATE call_records SET claim_id = %(batch)s, claimed_at = now(), attempt = attempt + 1
             WHERE id IN (
@@ -290,7 +292,7 @@ class CallDatabase:
 
     def release_claim(self, batch_id: UUID) -> int:
         """Give the still-QUEUED calls of a batch back to the pickup (its run never started)."""
-        rows = self._run(
+        rows = self.query(
             "UPDATE call_records SET claim_id = NULL, claimed_at = NULL "
             "WHERE claim_id = %s AND status = 'QUEUED' RETURNING id",
             (batch_id,),
@@ -299,7 +301,7 @@ class CallDatabase:
 
     def queued_claims_older_than(self, claimed_before: datetime) -> list[UUID]:
         """Batch ids holding QUEUED calls claimed before the given time (candidates for release)."""
-        rows = self._run(
+        rows = self.query(
             "SELECT DISTINCT claim_id FROM call_records "
             "WHERE status = 'QUEUED' AND claim_id IS NOT NULL AND claimed_at < %s",
             (claimed_before,),
@@ -310,7 +312,7 @@ class CallDatabase:
         """Show progress on running calls (bumps updated_at, which the stale sweeper reads)."""
         ids = list(call_ids)
         if ids:
-            self._run(
+            self.query(
                 "UPDATE call_records SET updated_at = now() "
                 "WHERE id = ANY(%s) AND status IN ('TRANSCRIBING', 'ANALYZING')",
                 (ids,),
@@ -328,7 +330,7 @@ class CallDatabase:
         schema_version: int | None = None,
     ) -> None:
         """Register an artifact; a rewrite replaces the (call, type) row in place."""
-        self._run(
+        self.query(
             """
             INSERT INTO call_artifacts (call_id, artifact_type, storage_key, content_type, byte_size,
                                         schema_version)
@@ -342,11 +344,11 @@ class CallDatabase:
         )
 
     def get_artifacts(self, call_id: UUID) -> dict[ArtifactType, ArtifactRecord]:
-        rows = self._run(f"SELECT {_ARTIFACT_COLUMNS} FROM call_artifacts WHERE call_id = %s", (call_id,))
+        rows = self.query(f"SELECT {_ARTIFACT_COLUMNS} FROM call_artifacts WHERE call_id = %s", (call_id,))
         return {ArtifactType(row["artifact_type"]): _artifact(row) for row in rows}
 
     def delete_artifact(self, call_id: UUID, artifact_type: ArtifactType) -> bool:
-        rows = self._run(
+        rows = self.query(
             "DELETE FROM call_artifacts WHERE call_id = %s AND artifact_type = %s RETURNING id",
             (call_id, artifact_type.value),
         )
@@ -356,7 +358,7 @@ class CallDatabase:
     def record_events(self, events: Sequence[ProcessingEvent]) -> None:
         if not events:
             return
-        with self._cursor() as cur:
+        with self.transaction() as cur:
             cur.executemany(
                     """
                     INSERT INTO call_processing_events (call_id, user_id, stage, status, provider,
@@ -371,7 +373,7 @@ class CallDatabase:
             )  # fmt: skip
 
     def list_events(self, call_id: UUID) -> list[ProcessingEvent]:
-        rows = self._run(
+        rows = self.query(
             "SELECT call_id, user_id, stage, status, provider, duration_ms, error_code, error_message, created_at "
             "FROM call_processing_events WHERE call_id = %s ORDER BY created_at, id",
             (call_id,),
@@ -390,7 +392,7 @@ class CallDatabase:
     ) -> None:
         """In one transaction: the call's AI action items replaced (MANUAL ones kept) and its sentiment
         summary upserted (or removed when the analysis has none)."""
-        with self._cursor() as cur:
+        with self.transaction() as cur:
             cur.execute("DELETE FROM action_items WHERE call_record_id = %s AND source = 'AI'", (call_id,))
             cur.executemany(
                 """
@@ -433,7 +435,7 @@ class CallDatabase:
             )  # fmt: skip
 
     def list_action_items(self, call_id: UUID) -> list[dict[str, Any]]:
-        return self._run(
+        return self.query(
             "SELECT title, description, due_date, priority, status, source, intent, intent_metadata_json, "
             "owner_speaker_id, owner_speaker_label, owner_display_name, owner_role, source_segment_ids_json, "
             "source_text FROM action_items WHERE call_record_id = %s ORDER BY created_at, id",
@@ -441,11 +443,11 @@ class CallDatabase:
         )
 
     def get_sentiment_summary(self, call_id: UUID) -> dict[str, Any] | None:
-        rows = self._run("SELECT * FROM call_sentiment_summary WHERE call_record_id = %s", (call_id,))
+        rows = self.query("SELECT * FROM call_sentiment_summary WHERE call_record_id = %s", (call_id,))
         return rows[0] if rows else None
 
     def record_llm_usage(self, call_id: UUID, usage: LlmUsage) -> None:
-        self._run(
+        self.query(
             """
             INSERT INTO call_llm_usage (call_id, model, prompt_tokens, completion_tokens, cached_tokens,
                                         estimated_cost_usd, request_id)
@@ -463,7 +465,7 @@ class CallDatabase:
         )  # fmt: skip
 
     def get_llm_usage(self, call_id: UUID) -> LlmUsage | None:
-        rows = self._run(
+        rows = self.query(
             "SELECT model, prompt_tokens, completion_tokens, cached_tokens, estimated_cost_usd::float8 "
             "AS estimated_cost_usd, request_id FROM call_llm_usage WHERE call_id = %s",
             (call_id,),
@@ -472,10 +474,10 @@ class CallDatabase:
 
     # --- feature flags and voice profiles -------------------------------------------------------
     def get_feature_flags(self) -> dict[str, bool]:
-        return {row["flag_key"]: row["enabled"] for row in self._run("SELECT flag_key, enabled FROM feature_flags")}
+        return {row["flag_key"]: row["enabled"] for row in self.query("SELECT flag_key, enabled FROM feature_flags")}
 
     def set_feature_flag(self, flag_key: str, enabled: bool, *, updated_by: str) -> None:
-        self._run(
+        self.query(
             """
             INSERT INTO feature_flags (flag_key, enabled, updated_by) VALUES (%s, %s, %s)
             ON CONFLICT (flag_key) DO UPDATE
@@ -485,7 +487,7 @@ class CallDatabase:
         )
 
     def get_voice_profile(self, user_id: UUID) -> VoiceProfile | None:
-        rows = self._run(
+        rows = self.query(
             "SELECT user_id, provider, model, embedding_json FROM user_voice_profiles WHERE user_id = %s",
             (user_id,),
         )
@@ -494,7 +496,7 @@ class CallDatabase:
     def save_voice_profile(
         self, user_id: UUID, *, provider: str, model: str | None, embedding_json: object, consent_version: str
     ) -> None:
-        self._run(
+        self.query(
             """
             INSERT INTO user_voice_profiles (user_id, provider, model, embedding_json, consent_version)
             VALUES (%s, %s, %s, %s, %s)
