@@ -20,7 +20,7 @@ _DESCRIPTIONS = {
     ),
     PipelineAsset.ANALYSIS: "Structured LLM analysis (ANALYSIS_JSON), action items and sentiment summary.",
 }
-_DEPS: dict[PipelineAsset, list[str]] = {
+_DEPS: dict[PipelineAsset, list[PipelineAsset]] = {
     PipelineAsset.DIARIZATION: [],
     PipelineAsset.RAW_TRANSCRIPT: [],
     PipelineAsset.NORMALIZED_TRANSCRIPT: [PipelineAsset.DIARIZATION, PipelineAsset.RAW_TRANSCRIPT],
