@@ -97,7 +97,7 @@ SAMPLE_CALLS: tuple[SampleCall, ...] = (
     SampleCall(
         slug="answering_pattern",
         title="Tomorrow's client meeting",
-        direction=Direction.UNKNOWN,
+        direction=Direction.INCOMING,
         contact_name=None,
         phone_number=None,
         user_display_name="Alex Morgan",

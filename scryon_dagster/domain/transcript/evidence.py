@@ -68,17 +68,35 @@ _KNOWN_NAME_INTRODUCTIONS = [
     re.compile(rf"\b(?:i'm|i\u2019m|i\s+am|it's|it\u2019s|it\s+is)\s+{_NAME}(?![\w'\u2019])", re.IGNORECASE),
 ]
 
+# A caller speaking for an organisation without giving their own name: "this is a message for Alex from
+# Northwind Dental", "we are calling from Northwind Dental". The organisation must be a known name (the
+# contact's): "I got a call from the bank" is not an introduction, and no name is taken from these cues.
+_ORGANIZATION_INTRODUCTIONS = [
+    re.compile(
+        rf"\b(?:this\s+is|it's|it\u2019s|it\s+is)\s+(?:a|an|just\s+a)\s+(?:\w+\s+)?(?:message|call|reminder)"
+        rf"(?:\s+for\s+{_NAME_WORD}(?:\s+{_NAME_WORD})?)?\s+from\s+(?P<org>{_NAME_WORD}(?:\s+{_NAME_WORD}){{0,2}})",
+        re.IGNORECASE,
+    ),
+    re.compile(
+        rf"\b(?:i'm|i\u2019m|i\s+am|we're|we\u2019re|we\s+are)\s+(?:just\s+)?calling\s+(?:you\s+)?from\s+"
+        rf"(?P<org>{_NAME_WORD}(?:\s+{_NAME_WORD}){{0,2}})",
+        re.IGNORECASE,
+    ),
+]
+
 _GREETING_WORDS = r"(?:hi|hello|hey|hiya|good\s+(?:morning|afternoon|evening)|namaste|namaskar|namaskaram|vanakkam)"
 _SELF_INTRODUCTION_CUE = r"(?:\s*,?\s*(?:here|speaking|this\s+side|bol\s+(?:raha|rahi))\b)"
 
-# Openings of whoever picks up the phone.
-_ANSWERING_WORDS = frozenset(
+# What whoever picks up the phone says before the caller speaks: single words ("Hello?", "Yes?", "Speaking",
+# "Haan bolo") and the set phrases of a receiver ("Good morning, how can I help you?", "Who is calling?").
+_PICKUP_WORDS = frozenset(
     {
         "hello",
         "hallo",
         "hullo",
         "helo",
         "hi",
+        "hey",
         "yes",
         "yeah",
         "speaking",
@@ -90,6 +108,8 @@ _ANSWERING_WORDS = frozenset(
         "bolo",
         "boliye",
         "bolie",
+        "namaste",
+        "namaskar",
         token_key("\u0939\u093e\u0901"),  # haan
         token_key("\u0939\u093e\u0902"),  # haan (anusvara spelling)
         token_key("\u0939\u0947\u0932\u094b"),  # hello
@@ -99,6 +119,23 @@ _ANSWERING_WORDS = frozenset(
         token_key("\u092c\u094b\u0932\u093f\u090f"),  # boliye
     }
 )
+_PICKUP_PHRASES = (
+    "good morning",
+    "good afternoon",
+    "good evening",
+    "how can i help",
+    "how may i help",
+    "how can i help you",
+    "how may i help you",
+    "what can i do for you",
+    "who is this",
+    "whos this",
+    "who is calling",
+    "whos calling",
+    "who is speaking",
+)
+# As key sequences, longest first: "how can i help you" is consumed whole, not as "how can i help" + "you".
+_PICKUP_PHRASE_KEYS = tuple(sorted((tuple(phrase.split()) for phrase in _PICKUP_PHRASES), key=len, reverse=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +204,8 @@ def find_introductions(text: str, known: tuple[KnownName, ...]) -> list[Introduc
     for pattern in _DEVANAGARI_INTRODUCTIONS:
         for match in pattern.finditer(text):
             found.append(Introduction(match.group("name"), None, match.start(), match.end()))
+    for pattern in _ORGANIZATION_INTRODUCTIONS:
+        found.extend(_organization_introductions(pattern, text, known))
     found.sort(key=lambda intro: intro.start)
     return found
 
@@ -186,6 +225,21 @@ def _introductions(
             continue
         organization = _organization_at(text, name_end)
         result.append(Introduction(name, organization, match.start(), max(match.end(), name_end)))
+    return result
+
+
+def _organization_introductions(
+    pattern: re.Pattern[str], text: str, known: tuple[KnownName, ...]
+) -> list[Introduction]:
+    """Organisation-only introductions of a known name; the organisation stands in as the speaker's name, so
+    it resolves exactly like "this is Northwind Dental" would."""
+    result: list[Introduction] = []
+    for match in pattern.finditer(text):
+        organization = _capitalized_organization(match.group("org"))
+        if organization is None or not any(k.matches(organization) for k in known):
+            continue
+        start = match.start("org")
+        result.append(Introduction(organization, None, start, start + len(organization)))
     return result
 
 
@@ -215,13 +269,19 @@ def _plausible_name(text: str, offset: int, candidate: str, known: tuple[KnownNa
 
 def _organization_at(text: str, position: int) -> str | None:
     match = _ORGANIZATION.match(text, position)
-    if match is None:
-        return None
+    return _capitalized_organization(match.group("org")) if match is not None else None
+
+
+def _capitalized_organization(candidate: str) -> str | None:
+    """The leading capitalized words of ``candidate`` that are not common words ("DocuSign", "Northwind
+    Dental"), up to the first punctuation mark."""
     kept: list[str] = []
-    for word in match.group("org").split():
+    for word in candidate.split():
         if not word[0].isupper() or token_key(word) in _NOT_NAMES:
             break
         kept.append(word.rstrip(",.;:!?"))
+        if kept[-1] != word:
+            break
     return " ".join(kept) or None
 
 
@@ -239,7 +299,18 @@ def greeting_pattern(name: KnownName) -> re.Pattern[str]:
     )
 
 
-def opens_with_answer(text: str) -> bool:
-    """Whether an utterance opens like someone picking up: "Hello?", "Yes?", "Speaking", "Haan bolo"."""
-    words = split_text(text)
-    return bool(words) and token_key(words[0]) in _ANSWERING_WORDS
+def is_pickup_turn(text: str) -> bool:
+    """Whether a whole utterance is what someone says on picking up: "Hello?", "Yes, speaking.", "Haan bolo",
+    "Good morning, how can I help you?". Anything more ("Hi Maria, I have Tom on the line", "Hi, I am calling
+    about my order") is a caller talking, or a pick-up a transcript has run together with the caller's words."""
+    keys = [key for key in (token_key(word) for word in split_text(text)) if key]
+    position = 0
+    while position < len(keys):
+        if keys[position] in _PICKUP_WORDS:
+            position += 1
+            continue
+        phrase = next((p for p in _PICKUP_PHRASE_KEYS if tuple(keys[position : position + len(p)]) == p), None)
+        if phrase is None:
+            return False
+        position += len(phrase)
+    return bool(keys)

@@ -6,17 +6,21 @@ stamps ``labelSource`` and ``confidence``:
 
 1. VOICE_EMBEDDING  the one speaker matching the user's voiceprint is the USER (HIGH/MEDIUM by score).
 2. SELF_INTRODUCTION  "this is Jimmy", "my name is Ravi", "David speaking", "you're speaking with Sara",
-   "Ravi this side", "main Ravi bol raha hoon", optionally "... from DocuSign" → "Jimmy (DocuSign)". HIGH
+   "Ravi this side", "main Ravi bol raha hoon", optionally "... from DocuSign" → "Jimmy (DocuSign)"; or, with
+   no name given, the contact's organisation ("this is a message for Alex from Northwind Dental"). HIGH
    when the name (or organisation) is the user's or the contact's, else MEDIUM and the spoken name.
-3. GREETING_MATCH  a speaker greeting a known name ("Hi Praveen") is the other party (HIGH).
+3. GREETING_MATCH  a speaker greeting a known name ("Hi Praveen") is the other party (HIGH). When several
+   speakers greet the same party (a third party, or voices diarization merged), only a greeting in the
+   call's opening turn still counts (MEDIUM). A speaker never takes the role of a party they greeted.
 4. NAME_MENTION  a speaker who mentions a known name that nobody else mentions is the other party
    (MEDIUM); speakers who each mention both names are AMBIGUOUS (``speaker_identity_ambiguous``).
 5. BY_ELIMINATION  in a two-party call, the other side of a resolved speaker takes the remaining role.
 6. Direction promotes an evidenced MEDIUM (introduction, mention) to HIGH when the roles agree with who
    picked up (the receiver speaks first); it never names anyone by itself.
-7. ANSWERING_PATTERN  two parties, both unknown: whoever opens with "Hello?", "Yes?", "Speaking",
-   "Haan bolo" received the call: the USER on an INCOMING call, the CONTACT on an OUTGOING one
-   (MEDIUM, ``answering_pattern_used``); the other side by elimination.
+7. ANSWERING_PATTERN  two parties, both unknown: when the call opens with a turn that is only a pick-up
+   ("Hello?", "Yes, speaking.", "Haan bolo", "Good morning, how can I help you?"), its speaker received the
+   call: the USER on an INCOMING call, the CONTACT on an OUTGOING one (MEDIUM, ``answering_pattern_used``);
+   the other side by elimination.
 8. No role for anyone → ``speaker_roles_unresolved``.
 9. PHONE_FALLBACK  no contact name but a phone number → the CONTACT is "Contact ending 4567".
 Finally the USER takes the user's display name and a sole CONTACT the contact name when they have no
@@ -38,8 +42,8 @@ from scryon_dagster.domain.transcript.evidence import (
     KnownName,
     find_introductions,
     greeting_pattern,
+    is_pickup_turn,
     known_name,
-    opens_with_answer,
     without_shared_variants,
 )
 from scryon_dagster.domain.transcript.models import (
@@ -58,8 +62,8 @@ from scryon_dagster.domain.transcript.voice_match import VoiceMatchResult
 
 # Introductions are looked for in each speaker's first few turns, where people introduce themselves.
 INTRODUCTION_SEGMENTS_PER_SPEAKER = 5
-# The answering pattern only reads the opening of the call.
-ANSWERING_WINDOW_SECONDS = 20.0
+# The answering pattern and the opening greeting only read the opening of the call.
+OPENING_WINDOW_SECONDS = 20.0
 
 
 class ResolutionWarning(StrEnum):
@@ -99,6 +103,8 @@ class _Speaker:
     label: str | None = None
     locked: bool = False
     """A MANUAL correction: no rule may change it."""
+    addressed: frozenset[Role] = frozenset()
+    """The parties this speaker greets by name: whoever says "Hi Maria" is never made Maria by any text rule."""
 
     @property
     def untouched(self) -> bool:
@@ -130,8 +136,12 @@ class _Ladder:
         return any(s.role is Role.USER and s is not other_than for s in self.speakers)
 
     def give_role(self, speaker: _Speaker, role: Role, source: LabelSource, confidence: Confidence) -> bool:
-        """Assign a role to a speaker without one; a speaker named earlier keeps its label source."""
+        """Assign a role to a speaker without one; a speaker named earlier keeps its label source.
+
+        Text evidence never gives a speaker the role of a party they greeted; a voice match is not text."""
         if not speaker.open_role or (role is Role.USER and self.has_user(other_than=speaker)):
+            return False
+        if role in speaker.addressed and source is not LabelSource.VOICE_EMBEDDING:
             return False
         speaker.role = role
         if speaker.untouched:
@@ -277,14 +287,35 @@ def _rule_greeting(ladder: _Ladder) -> None:
     if not parties:
         return
     patterns = [(role, greeting_pattern(name)) for role, name in parties]
+    for speaker in ladder.speakers:
+        speaker.addressed = frozenset(
+            role for role, pattern in patterns if any(pattern.search(text) for text in speaker.texts)
+        )
     claims: dict[Role, list[_Speaker]] = {}
     for speaker in ladder.speakers:
-        if not speaker.open_role:
-            continue
-        greeted = {role for role, pattern in patterns if any(pattern.search(text) for text in speaker.texts)}
-        if len(greeted) == 1:
-            claims.setdefault(_OPPOSITE[greeted.pop()], []).append(speaker)
+        if speaker.open_role and len(speaker.addressed) == 1:
+            claims.setdefault(_OPPOSITE[next(iter(speaker.addressed))], []).append(speaker)
+    contested = {role: claimants for role, claimants in claims.items() if len(claimants) > 1}
     _apply_unique_claims(ladder, claims, LabelSource.GREETING_MATCH, Confidence.HIGH)
+    # Several voices greeting the same party: more parties than two, or voices diarization merged. The
+    # greeting that opens the call is between the two parties on the line from the start; later greeters
+    # are others joining (they keep only the exclusion above).
+    opener = _opener(ladder)
+    for role, claimants in contested.items():
+        if opener in claimants and opener.addressed == _greeted_in(opener.texts[0], patterns):
+            _conclude(ladder, opener, role, LabelSource.GREETING_MATCH, Confidence.MEDIUM)
+
+
+def _greeted_in(text: str, patterns: list[tuple[Role, re.Pattern[str]]]) -> frozenset[Role]:
+    return frozenset(role for role, pattern in patterns if pattern.search(text))
+
+
+def _opener(ladder: _Ladder) -> _Speaker | None:
+    """The first speaker heard on the call, if they speak within the opening of the call."""
+    opener = min(ladder.speakers, key=lambda s: s.first_start, default=None)
+    if opener is None or not opener.texts or opener.first_start > OPENING_WINDOW_SECONDS:
+        return None
+    return opener
 
 
 def _rule_name_mention(ladder: _Ladder) -> None:
@@ -348,14 +379,17 @@ def _apply_unique_claims(
     """Apply a rule's conclusions, except a role two speakers claim: the evidence contradicts itself."""
     for role in (Role.USER, Role.CONTACT):
         claimants = claims.get(role, [])
-        if len(claimants) != 1:
-            continue
-        # A USER is concluded from the contact's name being used, a CONTACT from the user's.
-        if ladder.give_role(claimants[0], role, source, confidence):
-            if role is Role.USER:
-                ladder.used_contact_name = True
-            else:
-                ladder.used_user_name = True
+        if len(claimants) == 1:
+            _conclude(ladder, claimants[0], role, source, confidence)
+
+
+def _conclude(ladder: _Ladder, speaker: _Speaker, role: Role, source: LabelSource, confidence: Confidence) -> None:
+    """Give a role concluded from a party's name being said: a USER from the contact's, a CONTACT from the user's."""
+    if ladder.give_role(speaker, role, source, confidence):
+        if role is Role.USER:
+            ladder.used_contact_name = True
+        else:
+            ladder.used_user_name = True
 
 
 def _rule_elimination(ladder: _Ladder) -> None:
@@ -385,17 +419,15 @@ def _rule_direction(ladder: _Ladder) -> None:
 
 
 def _rule_answering_pattern(ladder: _Ladder) -> None:
+    """Only the first words of the call can be a pick-up, and only as a turn of their own."""
     receiver_role = _receiver_role(ladder.context.direction)
     if receiver_role is None or len(ladder.speakers) != 2 or not all(s.open_role for s in ladder.speakers):
         return
-    openers = sorted(
-        (s for s in ladder.speakers if s.first_start <= ANSWERING_WINDOW_SECONDS and s.texts),
-        key=lambda s: s.first_start,
-    )
-    receiver = next((s for s in openers if opens_with_answer(s.texts[0])), None)
-    if receiver is None:
+    receiver = _opener(ladder)
+    if receiver is None or not is_pickup_turn(receiver.texts[0]):
         return
-    ladder.give_role(receiver, receiver_role, LabelSource.ANSWERING_PATTERN, Confidence.MEDIUM)
+    if not ladder.give_role(receiver, receiver_role, LabelSource.ANSWERING_PATTERN, Confidence.MEDIUM):
+        return
     _rule_elimination(ladder)
     ladder.used_direction = True
     ladder.warn(ResolutionWarning.ANSWERING_PATTERN_USED)

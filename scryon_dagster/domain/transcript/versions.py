@@ -15,5 +15,6 @@ NORMALIZATION_VERSION = 4
 ALIGNMENT_VERSION = 2
 """Word-level max-overlap alignment with sentence-majority smoothing."""
 
-NAMING_STRATEGY_VERSION = 3
-"""The deterministic evidence ladder of system.md §6 (rules 1-9)."""
+NAMING_STRATEGY_VERSION = 4
+"""The deterministic evidence ladder of system.md §6 (rules 1-9). 4: pick-ups are whole opening turns,
+contested greetings, greeted parties excluded, organisation-only introductions."""

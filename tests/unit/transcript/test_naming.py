@@ -181,6 +181,37 @@ def test_phrases_that_only_look_like_introductions_name_nobody(line: str) -> Non
     assert all(s.label_source is LabelSource.DIARIZATION for s in transcript.speakers)
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Hi, this is a message for Praveen from Mehta Clinic. Please call us back.",
+        "Hello, we are calling from Mehta Clinic about your appointment on Tuesday.",
+    ],
+)
+def test_speaking_for_the_contacts_organisation_without_a_name_uses_the_saved_name(line: str) -> None:
+    transcript = resolve([("SPEAKER_00", line)], contact="Mehta Clinic", direction=Direction.INCOMING)
+
+    assert identities(transcript) == [
+        ("spk_1", "Mehta Clinic", Role.CONTACT, Confidence.HIGH, LabelSource.SELF_INTRODUCTION)
+    ]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "I got a call from Mehta Clinic yesterday.",
+        "This is a message from the clinic, please call back.",
+        "We are calling from Acme Dental about your appointment.",
+    ],
+)
+def test_an_organisation_is_an_introduction_only_in_its_phrases_and_only_when_known(line: str) -> None:
+    transcript = resolve([("SPEAKER_00", line)], contact="Mehta Clinic")
+
+    speaker = transcript.speakers[0]
+    assert speaker.label_source is not LabelSource.SELF_INTRODUCTION
+    assert speaker.display_name in (None, USER, "Mehta Clinic")
+
+
 # ---- rules 3-5: greeting, mention asymmetry, elimination -------------------------------------------
 
 
@@ -256,6 +287,57 @@ def test_elimination_only_applies_to_two_party_calls() -> None:
     assert_consistent(transcript)
 
 
+def test_a_greeting_contested_by_another_voice_counts_only_when_it_opens_the_call() -> None:
+    opened = resolve(
+        [
+            ("SPEAKER_00", "Hi Ravi, I have Sara on the line as well."),
+            ("SPEAKER_01", "Hi both, thanks for joining."),
+            ("SPEAKER_02", "Hello Ravi, good to meet you."),
+            ("SPEAKER_01", "Let's start with the numbers."),
+        ]
+    )
+    not_opened = resolve(
+        [
+            ("SPEAKER_00", "Okay, is everyone on the line for the budget review?"),
+            ("SPEAKER_01", "Hi Ravi, yes I am here and I have the spreadsheet open."),
+            ("SPEAKER_02", "Hello Ravi, I am here as well, sorry for being a little late."),
+        ]
+    )
+
+    assert identities(opened) == [
+        ("spk_1", USER, Role.USER, Confidence.MEDIUM, LabelSource.GREETING_MATCH),
+        ("spk_2", "Speaker 2", Role.UNKNOWN, Confidence.LOW, LabelSource.DIARIZATION),
+        ("spk_3", "Speaker 3", Role.UNKNOWN, Confidence.LOW, LabelSource.DIARIZATION),
+    ]
+    assert all(s.role is Role.UNKNOWN for s in not_opened.speakers)
+
+
+@pytest.mark.parametrize("voice_on_the_opener", [False, True])
+def test_a_voice_that_greets_a_party_never_takes_that_partys_role(voice_on_the_opener: bool) -> None:
+    # Two diarized voices, the second one two people merged (one of them greets Ravi): elimination would
+    # make it Ravi.
+    voice = (
+        VoiceMatchResult(VoiceMatchStatus.MATCHED, "SPEAKER_00", Confidence.HIGH, {"SPEAKER_00": 0.9})
+        if voice_on_the_opener
+        else None
+    )
+    transcript = resolve(
+        [
+            ("SPEAKER_00", "Hi Ravi, I have Sara from engineering with me."),
+            ("SPEAKER_01", "Hi both. Hello Ravi, I went through the logs."),
+            ("SPEAKER_00", "Great, let's hear it."),
+        ],
+        direction=Direction.OUTGOING,
+        voice=voice,
+    )
+
+    user, other = transcript.speakers
+    assert (user.label, user.role) == (USER, Role.USER)
+    assert user.label_source is (LabelSource.VOICE_EMBEDDING if voice_on_the_opener else LabelSource.GREETING_MATCH)
+    assert (other.label, other.role, other.display_name) == ("Speaker 2", Role.UNKNOWN, None)
+    assert_consistent(transcript)
+
+
 # ---- rules 6-9: direction, answering pattern, nothing, phone fallback ------------------------------
 
 
@@ -303,6 +385,51 @@ def test_answering_pattern_gives_the_receiver_a_role_from_the_direction(
     )
     assert transcript.speaker_resolution.warnings == [ResolutionWarning.ANSWERING_PATTERN_USED]
     assert transcript.speaker_resolution.used_direction
+
+
+@pytest.mark.parametrize(
+    ("opening", "is_pick_up"),
+    [
+        ("Hello?", True),
+        ("Yes, speaking.", True),
+        ("Good morning, how can I help you?", True),
+        ("Hello? Who is calling?", True),
+        ("Haan ji, boliye.", True),
+        ("Hi Ravi, I have Sara on the line as well.", False),
+        ("Hello? Hey, it's me, are you free?", False),
+        ("Hi, I am calling about my order.", False),
+    ],
+)
+def test_only_a_bare_pick_up_opening_the_call_is_an_answering_pattern(opening: str, is_pick_up: bool) -> None:
+    transcript = resolve(
+        [("SPEAKER_00", opening), ("SPEAKER_01", "Right, so about the invoice for last month.")],
+        user=None,
+        contact=None,
+        direction=Direction.INCOMING,
+    )
+
+    receiver = transcript.speakers[0]
+    if is_pick_up:
+        assert (receiver.role, receiver.label_source) == (Role.USER, LabelSource.ANSWERING_PATTERN)
+    else:
+        assert all(s.role is Role.UNKNOWN for s in transcript.speakers)
+        assert transcript.speaker_resolution.warnings == [ResolutionWarning.SPEAKER_ROLES_UNRESOLVED]
+
+
+def test_a_caller_saying_hi_after_the_call_opened_is_not_the_receiver() -> None:
+    transcript = resolve(
+        [
+            ("SPEAKER_00", "Thanks for holding, where were we?"),
+            ("SPEAKER_01", "Hi, I am calling about the order I placed last week."),
+        ],
+        user=None,
+        contact=None,
+        phone="+1 555 010 4477",
+        direction=Direction.INCOMING,
+    )
+
+    assert all(s.role is Role.UNKNOWN for s in transcript.speakers)
+    assert not any(s.label.startswith("Contact ending") for s in transcript.speakers)
 
 
 def test_hinglish_answering_and_phone_fallback() -> None:
