@@ -21,9 +21,7 @@ def call_prefix(user_id: UUID, call_id: UUID) -> str:
     return f"{USERS_PREFIX}{user_id}/calls/{call_id}/"
 
 
-def artifact_key(
-    user_id: UUID, call_id: UUID, artifact_type: ArtifactType, audio_extension: str | None = None
-) -> str:
+def artifact_key(user_id: UUID, call_id: UUID, artifact_type: ArtifactType, audio_extension: str | None = None) -> str:
     """The object key of a call's artifact.
 
     TEMP_AUDIO keeps only the upload's audio extension, not its file name: a recorder's file name
