@@ -1,4 +1,4 @@
-"""`scryon-dagster`: the operator's command line (migrate, enqueue, simulator, demo, embedded db)."""
+"""`scryon-dagster`: the operator's command line (migrate, enqueue, simulator, demo, api, embedded db)."""
 
 from __future__ import annotations
 
@@ -80,6 +80,16 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
     run_demo(settings, ui_port=args.port, open_ui=not args.no_ui)
 
 
+def cmd_api(args: argparse.Namespace, settings: Settings) -> None:
+    from scryon_dagster.api import ApiConfigurationError
+    from scryon_dagster.api.serve import serve
+
+    try:
+        serve(settings, host=args.host, port=args.port, local_dev=args.local_dev or settings.scryon_api_local_dev)
+    except ApiConfigurationError as exc:
+        raise CliError(str(exc)) from None
+
+
 def cmd_db(args: argparse.Namespace, settings: Settings) -> None:
     from scryon_dagster.adapters.db.embedded import start_embedded_postgres, stop_embedded_postgres
 
@@ -117,6 +127,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=3000, help="Dagster UI port")
     demo.add_argument("--no-ui", action="store_true", help="process the samples without the UI, then exit")
     demo.set_defaults(handler=cmd_demo)
+
+    api = commands.add_parser("api", help="serve the HTTP API (health, calls, transcripts, callback webhook)")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8080)
+    api.add_argument(
+        "--local-dev",
+        action="store_true",
+        help="allow running without SCRYON_API_KEY (every request let in; never in production)",
+    )
+    api.set_defaults(handler=cmd_api)
 
     db = commands.add_parser("db", help="the embedded default PostgreSQL server")
     db.add_argument("action", choices=["start", "stop"])

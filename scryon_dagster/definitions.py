@@ -3,14 +3,31 @@
 import dagster as dg
 
 from scryon_dagster.assets.calls import call_pipeline
-from scryon_dagster.jobs.calls import process_calls_job, process_listed_calls_job, rederive_transcripts_job
+from scryon_dagster.assets.checks import stored_artifacts_parse
+from scryon_dagster.jobs.calls import (
+    check_stored_artifacts_job,
+    process_calls_job,
+    process_listed_calls_job,
+    rederive_transcripts_job,
+)
 from scryon_dagster.jobs.flags import set_feature_flag_job
+from scryon_dagster.jobs.runbook import RUNBOOK_JOBS
 from scryon_dagster.resources import build_resources
+from scryon_dagster.schedules.runbook import RUNBOOK_SCHEDULES
 from scryon_dagster.sensors.queued_calls import crashed_batch_sensor, queued_calls_sensor
 
 defs = dg.Definitions(
     assets=[call_pipeline],
-    jobs=[process_calls_job, process_listed_calls_job, rederive_transcripts_job, set_feature_flag_job],
+    asset_checks=[stored_artifacts_parse],
+    jobs=[
+        process_calls_job,
+        process_listed_calls_job,
+        rederive_transcripts_job,
+        check_stored_artifacts_job,
+        set_feature_flag_job,
+        *RUNBOOK_JOBS,
+    ],
+    schedules=RUNBOOK_SCHEDULES,
     sensors=[queued_calls_sensor, crashed_batch_sensor],
     resources=build_resources(),
     executor=dg.in_process_executor,

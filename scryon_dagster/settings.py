@@ -119,6 +119,8 @@ class Settings(BaseSettings):
     # --- security and privacy -----------------------------------------------------------------
     scryon_api_key: SecretStr | None = None
     """One or more comma-separated keys, all accepted (rotation without downtime)."""
+    scryon_api_local_dev: bool = False
+    """Lets the HTTP API start without SCRYON_API_KEY (a developer's machine only)."""
     redact_transcripts: bool = True
 
     @model_validator(mode="after")

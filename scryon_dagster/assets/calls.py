@@ -3,9 +3,11 @@ selected stages and records a materialization per (asset, call) as each call fin
 
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from uuid import UUID
 
 import dagster as dg
+from dagster._core.definitions.data_version import CODE_VERSION_TAG
 
 from scryon_dagster.domain.transcript import NORMALIZATION_VERSION
 from scryon_dagster.partitions import BATCH_TAG, calls_partitions
@@ -48,34 +50,68 @@ class CallBatchFailure(dg.Failure):
     """Raised after every call of a batch ran, so that exactly the failed calls show as failed."""
 
 
+@dataclass
+class BatchTally:
+    succeeded: int = 0
+    failures: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def failed(self) -> int:
+        return sum(self.failures.values())
+
+    def add(self, other: "BatchTally") -> None:
+        self.succeeded += other.succeeded
+        self.failures.update(other.failures)
+
+
+def record_calls(
+    context: dg.OpExecutionContext,
+    pipeline: PipelineResource,
+    call_ids: Sequence[UUID],
+    selection: StageSelection,
+) -> BatchTally:
+    """Run the calls and log one materialization per (asset, succeeded call) as each call finishes."""
+    batch_tag = context.run.tags.get(BATCH_TAG)
+    batch_id = UUID(batch_tag) if batch_tag else None
+    tally = BatchTally()
+    for outcome in pipeline.run_batch(call_ids, selection, batch_id=batch_id, run_id=context.run_id):
+        if not outcome.succeeded:
+            tally.failures[outcome.error_code or "unknown"] += 1
+            continue
+        tally.succeeded += 1
+        for asset, metadata in outcome.materialized.items():
+            context.log_event(
+                dg.AssetMaterialization(
+                    asset_key=asset.value,
+                    partition=str(outcome.call_id),
+                    metadata=dict(metadata),
+                    # so that the UI's staleness markers compare against the code that produced it
+                    tags={CODE_VERSION_TAG: _CODE_VERSIONS[asset]} if asset in _CODE_VERSIONS else None,
+                )
+            )
+    context.log.info(f"batch done: {tally.succeeded} succeeded, {tally.failed} failed of {len(call_ids)}")
+    return tally
+
+
+def fail_if_any_failed(tally: BatchTally, total: int) -> None:
+    """Raise after every call ran, so that exactly the failed calls show as failed."""
+    if tally.failures:
+        summary = ", ".join(f"{code}x{count}" for code, count in sorted(tally.failures.items()))
+        raise CallBatchFailure(
+            description=f"{tally.failed} of {total} calls failed ({summary})",
+            metadata={"failed": tally.failed, "succeeded": tally.succeeded, "error_codes": summary},
+        )
+
+
 def materialize_calls(
     context: dg.OpExecutionContext,
     pipeline: PipelineResource,
     call_keys: Sequence[str],
     selection: StageSelection,
 ) -> None:
-    """Run the calls, log one materialization per (asset, succeeded call), then fail if any failed."""
+    """Run one batch of calls given by partition key; fail at the end if any call failed."""
     call_ids = [_call_id(key) for key in call_keys]
-    batch_tag = context.run.tags.get(BATCH_TAG)
-    batch_id = UUID(batch_tag) if batch_tag else None
-    failures: Counter[str] = Counter()
-    succeeded = 0
-    for outcome in pipeline.run_batch(call_ids, selection, batch_id=batch_id, run_id=context.run_id):
-        if not outcome.succeeded:
-            failures[outcome.error_code or "unknown"] += 1
-            continue
-        succeeded += 1
-        for asset, metadata in outcome.materialized.items():
-            context.log_event(
-                dg.AssetMaterialization(asset_key=asset.value, partition=str(outcome.call_id), metadata=dict(metadata))
-            )
-    context.log.info(f"batch done: {succeeded} succeeded, {sum(failures.values())} failed of {len(call_ids)}")
-    if failures:
-        summary = ", ".join(f"{code}x{count}" for code, count in sorted(failures.items()))
-        raise CallBatchFailure(
-            description=f"{sum(failures.values())} of {len(call_ids)} calls failed ({summary})",
-            metadata={"failed": sum(failures.values()), "succeeded": succeeded, "error_codes": summary},
-        )
+    fail_if_any_failed(record_calls(context, pipeline, call_ids, selection), len(call_ids))
 
 
 def _call_id(partition_key: str) -> UUID:

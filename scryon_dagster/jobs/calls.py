@@ -12,14 +12,16 @@ PROCESS_LISTED_CALLS_JOB = "process_listed_calls"
 
 process_calls_job = dg.define_asset_job(
     name=PROCESS_CALLS_JOB,
-    selection=dg.AssetSelection.assets(call_pipeline),
+    selection=dg.AssetSelection.assets(call_pipeline).without_checks(),
     executor_def=dg.in_process_executor,
     description="Every stage for a contiguous range of newly queued calls (launched by the QUEUED sensor).",
 )
 
 rederive_transcripts_job = dg.define_asset_job(
     name="rederive_transcripts",
-    selection=dg.AssetSelection.assets(PipelineAsset.NORMALIZED_TRANSCRIPT.value, PipelineAsset.ANALYSIS.value),
+    selection=dg.AssetSelection.assets(
+        PipelineAsset.NORMALIZED_TRANSCRIPT.value, PipelineAsset.ANALYSIS.value
+    ).without_checks(),
     executor_def=dg.in_process_executor,
     description=(
         "Normalized transcript, naming and analysis again from the stored raw transcript and diarization: "
@@ -51,3 +53,10 @@ def process_listed_calls_op(
 )
 def process_listed_calls_job() -> None:
     process_listed_calls_op()
+
+
+check_stored_artifacts_job = dg.define_asset_job(
+    name="check_stored_artifacts",
+    selection=dg.AssetSelection.checks_for_assets(call_pipeline),
+    description="Parses the most recent stored artifacts of every call asset.",
+)

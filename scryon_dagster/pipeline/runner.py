@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from scryon_dagster.adapters.audio import AudioPreprocessor, PreprocessedAudio
+from scryon_dagster.adapters.db.callback_queries import CallbackQueries
 from scryon_dagster.adapters.db.records import ArtifactRecord, CallRecord, ClaimedCall, UserRecord
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.adapters.errors import ProviderError
@@ -29,6 +30,7 @@ from scryon_dagster.domain.flags import EffectiveFlags
 from scryon_dagster.domain.provider_outputs import Diarization, Identification, ProviderOutputError, RawTranscript
 from scryon_dagster.domain.storage_keys import artifact_key
 from scryon_dagster.pipeline.analysis_stage import run_analysis
+from scryon_dagster.pipeline.callbacks import RESUME_SELECTION, CallbackSigner
 from scryon_dagster.pipeline.outcomes import CallOutcome, MetadataValue, PipelineAsset, StageSelection
 from scryon_dagster.pipeline.stages import StageFailure, StageLog
 from scryon_dagster.pipeline.transcript_stage import USER_VOICEPRINT_LABEL, build_normalized_transcript
@@ -52,6 +54,10 @@ class CallWork:
     log: StageLog
     voiceprint: str | None
     """The user's opaque voiceprint, when voice match is on and the user enrolled."""
+    resumed_from_callback: bool = False
+    """The transcript was delivered by a Lemonfox callback; this run continues from normalization."""
+    awaiting_callback: bool = False
+    """The transcription was submitted in callback mode: the call waits for its delivery."""
     audio: PreprocessedAudio | None = None
     raw_transcript: RawTranscript | None = None
     diarization: Diarization | None = None
@@ -73,7 +79,9 @@ class CallPipeline:
         lemonfox: LemonfoxClient,
         pyannote: PyannoteClient | None,
         llm: LlmClient,
+        callback_signer: CallbackSigner | None = None,
     ) -> None:
+        """``callback_signer`` switches transcription to callback mode."""
         self.settings = settings
         self.db = db
         self.store = store
@@ -81,6 +89,8 @@ class CallPipeline:
         self.lemonfox = lemonfox
         self.pyannote = pyannote
         self.llm = llm
+        self.callback_signer = callback_signer
+        self.callbacks = CallbackQueries(db)
 
     def close(self) -> None:
         self.lemonfox.close()
@@ -92,9 +102,17 @@ class CallPipeline:
     def run_batch(
         self, call_ids: Sequence[UUID], selection: StageSelection, *, batch_id: UUID | None, run_id: str
     ) -> Iterator[CallOutcome]:
-        """Yield each call's outcome as soon as it finishes (in completion order)."""
-        claims = self.db.begin_processing(call_ids, batch_id=batch_id or UUID(run_id))
+        """Yield each call's outcome as soon as it finishes (in completion order).
+
+        Calls whose transcript a callback delivered continue from normalization, whatever the selection.
+        """
+        batch = batch_id or UUID(run_id)
+        claims = self.db.begin_processing(call_ids, batch_id=batch)
         started = {claim.call_id for claim in claims}
+        resumed = self.callbacks.begin_resume([i for i in call_ids if i not in started], batch_id=batch)
+        resumed_ids = {claim.call_id for claim in resumed}
+        claims += resumed
+        started |= resumed_ids
         for call_id in call_ids:
             if call_id not in started:
                 yield CallOutcome(call_id, error_code=self._why_not_started(call_id))
@@ -114,7 +132,10 @@ class CallPipeline:
                 ThreadPoolExecutor(workers, thread_name_prefix="scryon-diarize") as diarizers,
             ):
                 futures: dict[Future[CallOutcome], UUID] = {
-                    calls.submit(self._run_call, claim, selection, flags, diarizers): claim.call_id for claim in claims
+                    calls.submit(
+                        self._run_call, claim, selection, flags, diarizers, resumed=claim.call_id in resumed_ids
+                    ): claim.call_id
+                    for claim in claims
                 }
                 for future in as_completed(futures):
                     in_flight.discard(futures[future])
@@ -126,6 +147,13 @@ class CallPipeline:
     def _why_not_started(self, call_id: UUID) -> str:
         return "call_not_found" if self.db.get_call(call_id) is None else "call_busy"
 
+    def _why_not_handed_off(self, call_id: UUID) -> str:
+        """An empty delivery may have failed the call before its run let go of it."""
+        call = self.db.get_call(call_id)
+        if call is not None and call.status is CallStatus.FAILED and call.error_reason:
+            return call.error_reason
+        return "superseded"
+
     def _heartbeat(self, in_flight: set[UUID], stop: threading.Event) -> None:
         while not stop.wait(HEARTBEAT_SECONDS):
             try:
@@ -135,7 +163,13 @@ class CallPipeline:
 
     # --- one call -------------------------------------------------------------------------------
     def _run_call(
-        self, claim: ClaimedCall, selection: StageSelection, flags: EffectiveFlags, diarizers: ThreadPoolExecutor
+        self,
+        claim: ClaimedCall,
+        selection: StageSelection,
+        flags: EffectiveFlags,
+        diarizers: ThreadPoolExecutor,
+        *,
+        resumed: bool,
     ) -> CallOutcome:
         log = StageLog(claim.call_id, claim.user_id)
         try:
@@ -150,8 +184,13 @@ class CallPipeline:
                 flags=flags,
                 log=log,
                 voiceprint=self._voiceprint(call.user_id) if flags.voice_embedding else None,
+                resumed_from_callback=resumed,
             )
-            materialized = self._stages(work, selection, diarizers)
+            materialized = self._stages(work, RESUME_SELECTION if resumed else selection, diarizers)
+            if work.awaiting_callback:
+                if not self.callbacks.hand_off(call.id, attempt=claim.attempt):
+                    return CallOutcome(claim.call_id, error_code=self._why_not_handed_off(call.id))
+                return CallOutcome(claim.call_id, materialized=materialized)
             if not self.move(work, (CallStatus.TRANSCRIBING, CallStatus.ANALYZING), CallStatus.COMPLETED):
                 return CallOutcome(claim.call_id, error_code="superseded")
             return CallOutcome(claim.call_id, materialized=materialized)
@@ -176,12 +215,20 @@ class CallPipeline:
             if PipelineAsset.DIARIZATION in selection:
                 diarized = diarizers.submit(self._diarize, work)
             if PipelineAsset.RAW_TRANSCRIPT in selection:
-                materialized[PipelineAsset.RAW_TRANSCRIPT] = self._transcribe(work)
+                if self.callback_signer is not None:
+                    self._submit_for_callback(work, self.callback_signer)
+                else:
+                    materialized[PipelineAsset.RAW_TRANSCRIPT] = self._transcribe(work)
+            # The call is handed off only after this: its diarization is stored by then.
             if diarized is not None and (diarization_metadata := diarized.result()) is not None:
                 materialized[PipelineAsset.DIARIZATION] = diarization_metadata
+            if work.awaiting_callback:
+                return materialized
         normalized = None
         if PipelineAsset.NORMALIZED_TRANSCRIPT in selection:
             self._load_raw_outputs(work)
+            if work.resumed_from_callback:
+                materialized[PipelineAsset.RAW_TRANSCRIPT] = self._delivered_transcript_metadata(work)
             normalized, metadata = build_normalized_transcript(self, work)
             materialized[PipelineAsset.NORMALIZED_TRANSCRIPT] = metadata
         if PipelineAsset.ANALYSIS in selection:
@@ -218,16 +265,54 @@ class CallPipeline:
             size = self.store_artifact(work, ArtifactType.RAW_TRANSCRIPT_JSON, result.raw_bytes)
         work.raw_transcript = result.transcript
         return {
-            "provider": "lemonfox",
-            "model": self.settings.lemonfox_model,
-            "language": result.transcript.language,
-            "audio_seconds": _round(result.transcript.duration or work.audio.duration_seconds),
-            "segments": len(result.transcript.segments),
-            "size_bytes": size,
+            **self._transcript_metadata(result.transcript, size, audio_seconds=work.audio.duration_seconds),
+            "delivery": "sync",
             "provider_ms": result.request_ms,
             "attempts": result.attempts,
             "preprocessed_audio": not work.audio.used_original,
             "duration_ms": stage.elapsed_ms,
+        }
+
+    def _submit_for_callback(self, work: CallWork, signer: CallbackSigner) -> None:
+        """Callback mode: mark the call as awaiting (so that even an instant delivery is accepted),
+        then submit; the delivery stores the transcript and the call resumes in a later run."""
+        assert work.audio is not None
+        filename, content_type = self._upload_name(work)
+        ticket = signer.ticket(work.call_id)
+        if not self.callbacks.await_callback(work.call_id, attempt=work.claim.attempt, expires_at=ticket.expires_at):
+            raise StageFailure("superseded")
+        try:
+            self.lemonfox.submit_with_callback(
+                work.audio.transcription_audio,
+                filename=filename,
+                content_type=content_type,
+                callback_url=ticket.url,
+            )
+        except ProviderError as exc:
+            raise StageFailure(exc.code) from None
+        # The stage's terminal event is written when the delivery arrives (or the wait times out).
+        work.log.skipped(Stage.TRANSCRIBED, provider="lemonfox", reason="awaiting_callback")
+        work.awaiting_callback = True
+
+    def _delivered_transcript_metadata(self, work: CallWork) -> dict[str, MetadataValue]:
+        assert work.raw_transcript is not None
+        record = work.artifacts.get(ArtifactType.RAW_TRANSCRIPT_JSON)
+        size = record.byte_size if record is not None else None
+        return {
+            **self._transcript_metadata(work.raw_transcript, size, audio_seconds=work.call.duration_seconds),
+            "delivery": "callback",
+        }
+
+    def _transcript_metadata(
+        self, transcript: RawTranscript, size: int | None, *, audio_seconds: float | None
+    ) -> dict[str, MetadataValue]:
+        return {
+            "provider": "lemonfox",
+            "model": self.settings.lemonfox_model,
+            "language": transcript.language,
+            "audio_seconds": _round(transcript.duration or audio_seconds),
+            "segments": len(transcript.segments),
+            "size_bytes": size,
         }
 
     def _diarize(self, work: CallWork) -> dict[str, MetadataValue] | None:
@@ -402,4 +487,7 @@ def build_call_pipeline(settings: Settings, db: CallDatabase, store: ObjectStore
         lemonfox=LemonfoxClient.from_settings(settings),
         pyannote=PyannoteClient.from_settings(settings) if settings.pyannote_api_key else None,
         llm=LlmClient.from_settings(settings),
+        callback_signer=(
+            CallbackSigner.from_settings(settings) if settings.scryon_transcription_callback_enabled else None
+        ),
     )

@@ -2,7 +2,8 @@
 
 Claims are atomic in Postgres (SKIP LOCKED), so concurrent ticks never launch a call twice; run keys
 carry the batch id, so a re-queued call always runs again; a claim whose run never started is
-released after a grace period, so no call is stranded by a launch problem.
+released after a grace period, so no call is stranded by a launch problem. Calls whose Lemonfox
+callback has been delivered are picked up the same way and resume from normalization.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -11,6 +12,7 @@ from uuid import UUID, uuid4
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from scryon_dagster.adapters.db.callback_queries import CallbackQueries
 from scryon_dagster.adapters.db.records import ClaimedCall
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.domain.calls import CallStatus, ErrorCode
@@ -21,6 +23,7 @@ from scryon_dagster.jobs.calls import (
     process_listed_calls_job,
 )
 from scryon_dagster.partitions import BATCH_TAG, CALLS_PARTITIONS, RUN_KIND_TAG
+from scryon_dagster.pipeline.callbacks import RESUME_SELECTION
 from scryon_dagster.resources import CallDatabaseResource, SettingsResource
 from scryon_dagster.settings import load_settings
 
@@ -29,26 +32,36 @@ CLAIM_GRACE = timedelta(seconds=90)
 
 
 def release_stranded_claims(instance: dg.DagsterInstance, db: CallDatabase, now: datetime) -> int:
-    """Give back QUEUED calls whose batch has no run, or only finished runs that never started them."""
+    """Give back QUEUED (and delivered-callback) calls whose batch has no run, or only finished runs
+    that never started them."""
+    callbacks = CallbackQueries(db)
     released = 0
-    for batch_id in db.queued_claims_older_than(now - CLAIM_GRACE):
+    stranded = {*db.queued_claims_older_than(now - CLAIM_GRACE), *callbacks.resume_claims_older_than(now - CLAIM_GRACE)}
+    for batch_id in stranded:
         runs = instance.get_runs(filters=dg.RunsFilter(tags={BATCH_TAG: str(batch_id)}))
         if all(run.is_finished for run in runs):
-            released += db.release_claim(batch_id)
+            released += db.release_claim(batch_id) + callbacks.release_resume_claim(batch_id)
     return released
 
 
-def plan_batch_runs(instance: dg.DagsterInstance, batch_id: UUID, claimed: list[ClaimedCall]) -> list[dg.RunRequest]:
+def plan_batch_runs(
+    instance: dg.DagsterInstance,
+    batch_id: UUID,
+    claimed: list[ClaimedCall],
+    resumed: list[ClaimedCall] | None = None,
+) -> list[dg.RunRequest]:
     """Add the new keys in one request and build the batch's run requests.
 
     First-time calls get fresh keys, added together, so one ranged run covers exactly them;
-    re-queued calls (keys that may already exist) run as a listed batch.
+    re-queued calls (keys that may already exist) run as a listed batch, and so do calls resuming
+    after their transcription callback, with only the stages that remain.
     """
     fresh = [str(call.call_id) for call in claimed if call.attempt == 1]
     again = [str(call.call_id) for call in claimed if call.attempt > 1]
-    missing_again = [key for key in again if not instance.has_dynamic_partition(CALLS_PARTITIONS, key)]
-    if fresh or missing_again:
-        instance.add_dynamic_partitions(CALLS_PARTITIONS, fresh + missing_again)
+    resuming = [str(call.call_id) for call in resumed or []]
+    missing = [key for key in again + resuming if not instance.has_dynamic_partition(CALLS_PARTITIONS, key)]
+    if fresh or missing:
+        instance.add_dynamic_partitions(CALLS_PARTITIONS, fresh + missing)
     tags = {BATCH_TAG: str(batch_id)}
     requests = []
     if fresh:
@@ -73,6 +86,16 @@ def plan_batch_runs(instance: dg.DagsterInstance, batch_id: UUID, claimed: list[
                 tags={**tags, RUN_KIND_TAG: "requeued"},
             )
         )
+    if resuming:
+        assets = sorted(asset.value for asset in RESUME_SELECTION.assets)
+        requests.append(
+            dg.RunRequest(
+                run_key=f"{batch_id}:resumed",
+                job_name=PROCESS_LISTED_CALLS_JOB,
+                run_config={"ops": {"process_listed_calls_op": {"config": {"call_ids": resuming, "assets": assets}}}},
+                tags={**tags, RUN_KIND_TAG: "callback_resume"},
+            )
+        )
     return requests
 
 
@@ -87,17 +110,24 @@ def queued_calls_sensor(
     context: dg.SensorEvaluationContext, database: CallDatabaseResource, config: SettingsResource
 ) -> dg.SensorResult | dg.SkipReason:
     db = database.db
+    callbacks = CallbackQueries(db)
     released = release_stranded_claims(context.instance, db, datetime.now(UTC))
     batch_id = uuid4()
-    claimed = db.claim_queued(batch_id, config.settings.scryon_sensor_batch_size)
-    if not claimed:
+    batch_size = config.settings.scryon_sensor_batch_size
+    claimed = db.claim_queued(batch_id, batch_size)
+    resumed = callbacks.claim_received(batch_id, batch_size)
+    if not claimed and not resumed:
         return dg.SkipReason(f"no QUEUED calls (released {released} stranded claims)")
     try:
-        requests = plan_batch_runs(context.instance, batch_id, claimed)
+        requests = plan_batch_runs(context.instance, batch_id, claimed, resumed)
     except Exception:
         db.release_claim(batch_id)
+        callbacks.release_resume_claim(batch_id)
         raise
-    context.log.info(f"batch {batch_id}: {len(claimed)} calls claimed, {released} stranded claims released")
+    context.log.info(
+        f"batch {batch_id}: {len(claimed)} calls claimed, {len(resumed)} resuming after their callback, "
+        f"{released} stranded claims released"
+    )
     return dg.SensorResult(run_requests=requests)
 
 

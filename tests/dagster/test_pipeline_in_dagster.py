@@ -13,8 +13,9 @@ import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from scryon_dagster.adapters.db.repository import CallDatabase
+from scryon_dagster.adapters.object_store import ObjectStore
 from scryon_dagster.definitions import defs
-from scryon_dagster.domain.calls import CallStatus
+from scryon_dagster.domain.calls import ArtifactType, CallStatus
 from scryon_dagster.partitions import BATCH_TAG, CALLS_PARTITIONS
 from scryon_dagster.simulator import SimulatorServer
 from tests.fixtures.pipeline import Enqueue, sample_by_slug
@@ -129,3 +130,27 @@ def test_nothing_personal_reaches_dagster_or_our_logs(
     assert str(call_id) in text  # ids are fine, and prove we looked at the right run
     for canary in CANARIES:
         assert canary.lower() not in text.lower(), f"{canary!r} leaked"
+
+
+def test_asset_checks_find_an_unreadable_artifact(
+    pipeline_env: dict[str, str],
+    db: CallDatabase,
+    store: ObjectStore,
+    enqueue_sample: Enqueue,
+    instance: dg.DagsterInstance,
+) -> None:
+    good, broken = enqueue_sample("no_names"), enqueue_sample("greeting_by_name")
+    assert _launch_batch(instance, [good, broken]).success
+    normalized = db.get_artifacts(broken)[ArtifactType.NORMALIZED_TRANSCRIPT_JSON]
+    store.put_bytes(normalized.storage_key, b"{not json", "application/json")
+
+    result = defs.resolve_job_def("check_stored_artifacts").execute_in_process(instance=instance, raise_on_error=False)
+
+    evaluations = [
+        event.event_specific_data for event in result.all_events if event.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
+    outcomes = {evaluation.asset_key.path[-1]: evaluation for evaluation in evaluations}
+    assert set(outcomes) == {"diarization", "raw_transcript", "normalized_transcript", "analysis"}
+    assert not outcomes["normalized_transcript"].passed
+    assert outcomes["normalized_transcript"].metadata["unreadable_call_ids"].value == str(broken)
+    assert all(outcomes[name].passed for name in ("diarization", "raw_transcript", "analysis"))

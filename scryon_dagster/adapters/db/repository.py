@@ -188,6 +188,11 @@ class CallDatabase:
         rows = self.query(f"SELECT {_CALL_COLUMNS} FROM call_records WHERE id = ANY(%s)", (ids,))
         return {row["id"]: _call(row) for row in rows}
 
+    def delete_call(self, call_id: UUID) -> bool:
+        """Delete the call row; artifacts, action items, events, sentiment and usage rows cascade.
+        Callers delete the call's objects first (see ``pipeline.maintenance.delete_calls``)."""
+        return bool(self.query("DELETE FROM call_records WHERE id = %s RETURNING id", (call_id,)))
+
     def transition(
         self,
         call_id: UUID,
@@ -346,6 +351,14 @@ class CallDatabase:
     def get_artifacts(self, call_id: UUID) -> dict[ArtifactType, ArtifactRecord]:
         rows = self.query(f"SELECT {_ARTIFACT_COLUMNS} FROM call_artifacts WHERE call_id = %s", (call_id,))
         return {ArtifactType(row["artifact_type"]): _artifact(row) for row in rows}
+
+    def recent_artifacts(self, artifact_type: ArtifactType, limit: int) -> list[ArtifactRecord]:
+        rows = self.query(
+            f"SELECT {_ARTIFACT_COLUMNS} FROM call_artifacts WHERE artifact_type = %s "
+            "ORDER BY created_at DESC, id LIMIT %s",
+            (artifact_type.value, limit),
+        )
+        return [_artifact(row) for row in rows]
 
     def delete_artifact(self, call_id: UUID, artifact_type: ArtifactType) -> bool:
         rows = self.query(

@@ -1,0 +1,127 @@
+"""The HTTP API as an ASGI app: health, call intake and reads, deletion, reprocessing, and the
+Lemonfox callback webhook. Served by ``scryon-dagster api``; the OpenAPI document is at
+``/api/openapi.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from fastapi import Depends, FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from scryon_dagster.adapters.db.embedded import resolve_database_url
+from scryon_dagster.adapters.db.repository import CallDatabase
+from scryon_dagster.adapters.object_store import ObjectStore, build_object_store
+from scryon_dagster.api.errors import install_error_handlers
+from scryon_dagster.api.routes import calls, health, webhooks
+from scryon_dagster.api.security import ApiConfigurationError, ApiKeyGuard
+from scryon_dagster.api.services import ApiServices
+from scryon_dagster.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+API_DATABASE_TIMEOUT_SECONDS = 5
+"""How long a request waits for a database connection before it is answered 503."""
+DEFAULT_MAX_CALLBACK_BODY_BYTES = 16 * 1024 * 1024
+"""Far above a long call's verbose_json (a few MB with word timestamps)."""
+
+
+def package_version() -> str:
+    try:
+        return version("scryon_dagster")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def create_app(
+    settings: Settings,
+    *,
+    local_dev: bool = False,
+    db: CallDatabase | None = None,
+    store: ObjectStore | None = None,
+    max_callback_body_bytes: int = DEFAULT_MAX_CALLBACK_BODY_BYTES,
+) -> FastAPI:
+    """The API for ``settings``.
+
+    Without any ``SCRYON_API_KEY`` the app refuses to start unless ``local_dev`` is set; in local-dev
+    mode with no key every request is let in and a missing ``X-User-Id`` means the ``local-dev``
+    user. ``db`` and ``store`` default to the ones the settings describe (the app then closes the
+    database on shutdown).
+    """
+    keys = settings.api_keys
+    if not keys and not local_dev:
+        raise ApiConfigurationError(
+            "SCRYON_API_KEY is not set: set one or more comma-separated keys, or start in local-dev mode"
+        )
+    owned_db = db is None
+    database = db or CallDatabase(
+        resolve_database_url(settings.scryon_database_url, settings.scryon_embedded_pg_dir),
+        timeout_seconds=API_DATABASE_TIMEOUT_SECONDS,
+    )
+    services = ApiServices(
+        settings=settings,
+        db=database,
+        store=store or build_object_store(settings),
+        local_dev=local_dev,
+        version=package_version(),
+        max_callback_bytes=max_callback_body_bytes,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not keys:
+            logger.warning("API running in local-dev mode without an API key: every request is let in")
+        try:
+            yield
+        finally:
+            if owned_db:
+                database.close()
+
+    app = FastAPI(
+        title="Scryon call processing API",
+        version=services.version,
+        description=(
+            "Upload call recordings, poll their processing, read transcripts and analyses. Every route but "
+            "health and webhooks needs an API key (`Authorization: Bearer <key>` or `X-API-Key`) and acts "
+            "for the user named in `X-User-Id`. Errors are `{code, message}`."
+        ),
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.openapi = _openapi_document(app)  # type: ignore[method-assign]
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(webhooks.router)
+    guard = [Depends(ApiKeyGuard(keys).dependency())] if keys else []
+    app.include_router(calls.router, dependencies=guard)
+    return app
+
+
+def _openapi_document(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """FastAPI's document, made to match what the API does: request validation errors are 400
+    ``{code, message}`` (not FastAPI's default 422 body), and the multipart upload's schemas are listed."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            for name in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(name, None)
+            schemas.update(calls.component_schemas())
+            for operations in document["paths"].values():
+                for operation in operations.values():
+                    default_422 = operation["responses"].get("422", {})
+                    if "HTTPValidationError" in str(default_422):
+                        del operation["responses"]["422"]
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    return openapi

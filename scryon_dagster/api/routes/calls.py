@@ -1,0 +1,373 @@
+"""The calls API: upload, list, poll, detail, transcript, analysis, delete, reprocess."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from scryon_dagster.adapters.db.api_queries import ListPosition
+from scryon_dagster.adapters.db.records import CallRecord
+from scryon_dagster.adapters.object_store import ObjectNotFoundError, ObjectStoreError
+from scryon_dagster.api.errors import (
+    ARTIFACT_NOT_FOUND,
+    AUDIO_MISSING,
+    CALL_IN_PROGRESS,
+    CALL_NOT_COMPLETED,
+    CALL_NOT_FOUND,
+    PAYLOAD_TOO_LARGE,
+    UNSUPPORTED_MEDIA_TYPE,
+    VALIDATION_FAILED,
+    ApiError,
+    error_responses,
+)
+from scryon_dagster.api.models import (
+    MAX_IDS_PER_REQUEST,
+    MAX_PAGE_SIZE,
+    AcceptedCall,
+    BulkDeleteRequest,
+    BulkDeleteResult,
+    CallDetail,
+    CallList,
+    CallListItem,
+    CallMetadata,
+    CallStatusItem,
+    CallStatusList,
+)
+from scryon_dagster.api.services import ApiServices, Services, UserReference
+from scryon_dagster.api.uploads import AudioUpload, receive_upload
+from scryon_dagster.domain.calls import ACTIVE_STATUSES, ArtifactType, CallStatus
+from scryon_dagster.pipeline.intake import IntakeError, enqueue_call
+
+logger = logging.getLogger(__name__)
+
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+_INTAKE_ERRORS = {"unsupported_audio_type": (415, UNSUPPORTED_MEDIA_TYPE), "file_too_large": (413, PAYLOAD_TOO_LARGE)}
+
+router = APIRouter(prefix="/api/calls", tags=["calls"], responses=error_responses(400, 401, 503))
+
+_UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {
+                    "file": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "The recording (wav, mp3, m4a, ...).",
+                    },
+                    "metadata": {
+                        "$ref": "#/components/schemas/CallMetadata",
+                        "description": "Call metadata as a JSON object; every field optional.",
+                    },
+                    "title": {"type": "string", "maxLength": 500, "description": "Used when metadata has no title."},
+                },
+            },
+            "encoding": {"metadata": {"contentType": "application/json"}},
+        }
+    },
+}
+
+
+def component_schemas() -> dict[str, dict[str, Any]]:
+    """OpenAPI component schemas of the bodies the routes read themselves (FastAPI does not see them)."""
+    schemas: dict[str, dict[str, Any]] = {}
+    for model in (CallMetadata, BulkDeleteRequest):
+        schema = model.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    return schemas
+
+
+@router.post(
+    "/analyze",
+    status_code=202,
+    response_model=AcceptedCall,
+    summary="Upload a recording and queue its call",
+    openapi_extra={"requestBody": _UPLOAD_BODY},
+    responses=error_responses(413, 415),
+)
+async def analyze_call(
+    request: Request,
+    services: Services,
+    user_reference: UserReference,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            pattern=IDEMPOTENCY_KEY_PATTERN,
+            description="A retried upload with the same key returns the call the first attempt created.",
+        ),
+    ] = None,
+) -> JSONResponse:
+    if idempotency_key is not None:
+        earlier = await run_in_threadpool(_call_for_key, services, user_reference, idempotency_key)
+        if earlier is not None:
+            return _accepted(earlier, replayed=True)
+    upload = await receive_upload(
+        request.headers.get("content-type"),
+        request.headers.get("content-length"),
+        request.stream(),
+        max_file_bytes=services.settings.max_file_size,
+    )
+    try:
+        call = await run_in_threadpool(_enqueue, services, user_reference, upload, idempotency_key)
+    finally:
+        upload.close()
+    return _accepted(call, replayed=False)
+
+
+def _call_for_key(services: ApiServices, user_reference: str, key: str) -> CallRecord | None:
+    user = services.find_user(user_reference)
+    call_id = services.queries.call_for_idempotency_key(user.id, key) if user is not None else None
+    return services.db.get_call(call_id) if call_id is not None else None
+
+
+def _enqueue(
+    services: ApiServices, user_reference: str, upload: AudioUpload, idempotency_key: str | None
+) -> CallRecord:
+    metadata = _metadata(upload.fields)
+    try:
+        call = enqueue_call(
+            services.db,
+            services.store,
+            audio=upload.audio,
+            filename=upload.filename,
+            user_reference=user_reference,
+            call=metadata.to_new_call(upload.fields.get("title")),
+            max_bytes=services.settings.max_file_size,
+        )
+    except IntakeError as exc:
+        status, code = _INTAKE_ERRORS.get(exc.code, (400, VALIDATION_FAILED))
+        raise ApiError(status, code, str(exc)) from None
+    if idempotency_key is None:
+        return call
+    bound = services.queries.remember_idempotency_key(call.user_id, idempotency_key, call.id)
+    if bound == call.id:
+        return call
+    # A concurrent retry with the same key won: keep its call, remove this duplicate.
+    services.delete_call(call)
+    return services.db.get_call(bound) or call
+
+
+def _metadata(fields: dict[str, str]) -> CallMetadata:
+    title = fields.get("title")
+    if title is not None and len(title) > 500:
+        raise ApiError(400, VALIDATION_FAILED, "title: at most 500 characters")
+    raw = fields.get("metadata", "").strip()
+    if not raw:
+        return CallMetadata()
+    try:
+        return CallMetadata.model_validate_json(raw)
+    except ValidationError as exc:
+        raise ApiError(400, VALIDATION_FAILED, f"invalid metadata ({_problems(exc)})") from None
+
+
+def _problems(exc: ValidationError) -> str:
+    """Where and which rule, never the rejected value."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or 'body'}: {error['type']}" for error in exc.errors()[:5]
+    )
+
+
+def _accepted(call: CallRecord, *, replayed: bool) -> JSONResponse:
+    body = AcceptedCall(call_id=call.id, status=call.status).model_dump(mode="json", by_alias=True)
+    return JSONResponse(body, status_code=202, headers={"Idempotent-Replayed": "true"} if replayed else None)
+
+
+@router.get("", response_model=CallList, summary="The caller's calls, newest first")
+def list_calls(
+    services: Services,
+    user_reference: UserReference,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200, description="`nextCursor` of the previous page")] = None,
+    status: CallStatus | None = None,
+) -> CallList:
+    after = _decode_cursor(cursor) if cursor else None
+    user = services.find_user(user_reference)
+    if user is None:
+        return CallList(items=[], next_cursor=None)
+    page = services.queries.list_calls(user.id, limit=limit + 1, status=status, after=after)
+    more = len(page) > limit
+    page = page[:limit]
+    return CallList(
+        items=[CallListItem.of(summary) for summary in page],
+        next_cursor=_encode_cursor(page[-1].position) if more else None,
+    )
+
+
+def _encode_cursor(position: ListPosition) -> str:
+    payload = json.dumps({"t": position.created_at.isoformat(), "id": str(position.call_id)}).encode()
+    return base64.urlsafe_b64encode(payload).rstrip(b"=").decode()
+
+
+def _decode_cursor(cursor: str) -> ListPosition:
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        position = ListPosition(datetime.fromisoformat(payload["t"]), UUID(payload["id"]))
+    except (binascii.Error, ValueError, KeyError, TypeError):
+        raise ApiError(400, VALIDATION_FAILED, "cursor: not a cursor this API issued") from None
+    if position.created_at.tzinfo is None:
+        raise ApiError(400, VALIDATION_FAILED, "cursor: not a cursor this API issued")
+    return position
+
+
+@router.get("/status", response_model=CallStatusList, summary="Poll the status of many calls")
+def call_statuses(
+    services: Services,
+    user_reference: UserReference,
+    ids: Annotated[str, Query(max_length=MAX_IDS_PER_REQUEST * 37, description="Comma-separated call ids")],
+) -> CallStatusList:
+    call_ids = _parse_ids(ids)
+    user = services.find_user(user_reference)
+    statuses = services.queries.call_statuses(user.id, call_ids) if user is not None else {}
+    return CallStatusList(
+        items=[CallStatusItem(call_id=call_id, status=statuses[call_id]) for call_id in call_ids if call_id in statuses]
+    )
+
+
+def _parse_ids(ids: str) -> list[UUID]:
+    parts = [part.strip() for part in ids.split(",") if part.strip()]
+    if not parts or len(parts) > MAX_IDS_PER_REQUEST:
+        raise ApiError(400, VALIDATION_FAILED, f"ids: between 1 and {MAX_IDS_PER_REQUEST} call ids")
+    try:
+        return list(dict.fromkeys(UUID(part) for part in parts))
+    except ValueError:
+        raise ApiError(400, VALIDATION_FAILED, "ids: every id must be a UUID") from None
+
+
+@router.get("/{call_id}", response_model=CallDetail, summary="One call", responses=error_responses(404))
+def get_call(call_id: UUID, services: Services, user_reference: UserReference) -> CallDetail:
+    return CallDetail.of(services.owned_call(user_reference, call_id))
+
+
+_ARTIFACT_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"content": {"application/json": {"schema": {"type": "object"}}}, "description": "The stored document"},
+    **error_responses(404, 422),
+}
+
+
+@router.get(
+    "/{call_id}/transcript",
+    response_class=Response,
+    responses=_ARTIFACT_RESPONSES,
+    summary="The normalized, speaker-attributed transcript of a completed call",
+)
+def get_transcript(call_id: UUID, services: Services, user_reference: UserReference) -> Response:
+    return _completed_artifact(services, user_reference, call_id, ArtifactType.NORMALIZED_TRANSCRIPT_JSON)
+
+
+@router.get(
+    "/{call_id}/analysis",
+    response_class=Response,
+    responses=_ARTIFACT_RESPONSES,
+    summary="The structured analysis of a completed call",
+)
+def get_analysis(call_id: UUID, services: Services, user_reference: UserReference) -> Response:
+    return _completed_artifact(services, user_reference, call_id, ArtifactType.ANALYSIS_JSON)
+
+
+def _completed_artifact(
+    services: ApiServices, user_reference: str, call_id: UUID, artifact_type: ArtifactType
+) -> Response:
+    call = services.owned_call(user_reference, call_id)
+    if call.status is not CallStatus.COMPLETED:
+        raise ApiError(422, CALL_NOT_COMPLETED, f"the call is {call.status.value}, not COMPLETED")
+    artifact = services.db.get_artifacts(call.id).get(artifact_type)
+    if artifact is None:
+        raise ApiError(404, ARTIFACT_NOT_FOUND, f"the call has no {artifact_type.value}")
+    try:
+        document = services.store.get_bytes(artifact.storage_key)
+    except ObjectNotFoundError:
+        raise ApiError(404, ARTIFACT_NOT_FOUND, f"the call's {artifact_type.value} object is missing") from None
+    return Response(document, media_type="application/json")
+
+
+@router.delete(
+    "/{call_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Delete a call: its objects first, then the row (cascade)",
+    responses=error_responses(404),
+)
+def delete_call(call_id: UUID, services: Services, user_reference: UserReference) -> Response:
+    call = services.owned_call(user_reference, call_id)
+    if not services.delete_call(call):
+        raise ApiError(404, CALL_NOT_FOUND, "no such call")
+    return Response(status_code=204)
+
+
+@router.delete(
+    "",
+    response_model=BulkDeleteResult,
+    summary="Delete several calls",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BulkDeleteRequest"}}},
+        }
+    },
+)
+async def delete_calls(request: Request, services: Services, user_reference: UserReference) -> BulkDeleteResult:
+    # Read here rather than as a declared body: FastAPI parses declared bodies before the API-key
+    # guard runs, and an unauthenticated caller must learn nothing, not even that its JSON is bad.
+    try:
+        body = BulkDeleteRequest.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise ApiError(400, VALIDATION_FAILED, f"invalid body ({_problems(exc)})") from None
+    return await run_in_threadpool(_delete_calls, services, user_reference, body)
+
+
+def _delete_calls(services: ApiServices, user_reference: str, body: BulkDeleteRequest) -> BulkDeleteResult:
+    user = services.find_user(user_reference)
+    calls = services.db.get_calls(body.call_ids) if user is not None else {}
+    deleted, missing, failed = 0, 0, []
+    for call_id in dict.fromkeys(body.call_ids):
+        call = calls.get(call_id)
+        if call is None or user is None or call.user_id != user.id:
+            missing += 1
+            continue
+        try:
+            if services.delete_call(call):
+                deleted += 1
+            else:
+                missing += 1
+        except ObjectStoreError as exc:
+            logger.warning("call %s not deleted: object storage refused (%s)", call_id, type(exc).__name__)
+            failed.append(call_id)
+    return BulkDeleteResult(deleted=deleted, missing=missing, failed=failed)
+
+
+@router.post(
+    "/{call_id}/reprocess",
+    status_code=202,
+    response_model=AcceptedCall,
+    summary="Queue a finished call to run again (needs its TEMP_AUDIO)",
+    responses=error_responses(404, 409),
+)
+def reprocess_call(call_id: UUID, services: Services, user_reference: UserReference) -> AcceptedCall:
+    call = services.owned_call(user_reference, call_id)
+    if call.status is CallStatus.QUEUED:
+        return AcceptedCall(call_id=call.id, status=call.status)
+    if call.status in ACTIVE_STATUSES:
+        raise ApiError(409, CALL_IN_PROGRESS, f"the call is {call.status.value}; wait until it finishes")
+    temp_audio = services.db.get_artifacts(call.id).get(ArtifactType.TEMP_AUDIO)
+    if temp_audio is None or not services.store.exists(temp_audio.storage_key):
+        raise ApiError(409, AUDIO_MISSING, "the call's temporary audio is gone; it cannot be processed again")
+    if not services.db.transition(call.id, (CallStatus.COMPLETED, CallStatus.FAILED), CallStatus.QUEUED):
+        current = services.owned_call(user_reference, call_id)
+        if current.status is not CallStatus.QUEUED:
+            raise ApiError(409, CALL_IN_PROGRESS, f"the call is {current.status.value}; wait until it finishes")
+    return AcceptedCall(call_id=call.id, status=CallStatus.QUEUED)
