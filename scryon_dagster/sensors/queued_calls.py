@@ -141,14 +141,20 @@ def queued_calls_sensor(
     ),
 )
 def crashed_batch_sensor(context: dg.RunFailureSensorContext, database: CallDatabaseResource) -> None:
-    db = database.db
     run = context.dagster_run
     batch_id = UUID(run.tags.get(BATCH_TAG) or run.run_id)
+    failed, released = recover_crashed_batch(database.db, batch_id)
+    context.log.info(f"batch {batch_id}: {failed} mid-flight calls failed, {released} unstarted calls re-queued")
+
+
+def recover_crashed_batch(db: CallDatabase, batch_id: UUID) -> tuple[int, int]:
+    """Fail the batch's calls still mid-flight in this attempt; give its never-started calls back.
+
+    Calls that finished, or were re-queued or taken by another batch since, are left alone."""
     failed = 0
     for call in db.calls_in_batch(batch_id):
         if call.status in (CallStatus.TRANSCRIBING, CallStatus.ANALYZING):
             failed += db.transition(
                 call.id, call.status, CallStatus.FAILED, error_reason=ErrorCode.RUN_CRASHED, attempt=call.attempt
             )
-    released = db.release_claim(batch_id)
-    context.log.info(f"batch {batch_id}: {failed} mid-flight calls failed, {released} unstarted calls re-queued")
+    return failed, db.release_claim(batch_id)

@@ -16,7 +16,7 @@ from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.domain.calls import CallStatus
 from scryon_dagster.partitions import BATCH_TAG, calls_partitions
 from scryon_dagster.resources import CallDatabaseResource, SettingsResource
-from scryon_dagster.sensors.queued_calls import queued_calls_sensor
+from scryon_dagster.sensors.queued_calls import queued_calls_sensor, recover_crashed_batch
 
 
 @pytest.fixture
@@ -138,3 +138,21 @@ def test_a_claim_whose_run_never_started_is_released_and_picked_up_again(
     call = db.get_call(call_id)
     assert call is not None
     assert (call.status, call.attempt) == (CallStatus.QUEUED, 2)
+
+
+def test_a_crashed_batch_fails_its_mid_flight_calls_and_requeues_the_unstarted_ones(
+    db: CallDatabase, instance: dg.DagsterInstance, resources: dict[str, dg.ConfigurableResource]
+) -> None:
+    mid_flight, finished, never_started = _queue(db, 3)
+    (request,) = _tick(instance, resources)
+    batch = UUID(request.tags[BATCH_TAG])
+    db.begin_processing([mid_flight, finished], batch_id=batch)
+    db.transition(finished, CallStatus.TRANSCRIBING, CallStatus.COMPLETED)
+
+    assert recover_crashed_batch(db, batch) == (1, 1)
+
+    calls = db.get_calls([mid_flight, finished, never_started])
+    assert (calls[mid_flight].status, calls[mid_flight].error_reason) == (CallStatus.FAILED, "run_crashed")
+    assert calls[finished].status is CallStatus.COMPLETED
+    assert (calls[never_started].status, calls[never_started].claim_id) == (CallStatus.QUEUED, None)
+    assert recover_crashed_batch(db, batch) == (0, 0)  # a second failure event changes nothing

@@ -13,7 +13,10 @@ from scryon_dagster.adapters.db.repository import (
     DatabaseUnavailableError,
     IllegalTransitionError,
 )
+from scryon_dagster.domain.analysis import ActionItemDraft, ActionItemPriority, SentimentSummary
+from scryon_dagster.domain.analysis.models import Intent, SentimentLabel
 from scryon_dagster.domain.calls import ArtifactType, CallStatus, Direction
+from scryon_dagster.domain.transcript.models import Role
 
 
 def _queue_call(db: CallDatabase, user_ref: str = "user-1", **fields: object) -> UUID:
@@ -235,3 +238,69 @@ def test_unreachable_database_raises_a_clear_error() -> None:
         pytest.raises(DatabaseUnavailableError, match="unreachable"),
     ):
         unreachable.check()
+
+
+def _draft(title: str) -> ActionItemDraft:
+    return ActionItemDraft(
+        title=title,
+        description=None,
+        due_date=None,
+        priority=ActionItemPriority.HIGH,
+        intent=Intent.EMAIL,
+        intent_metadata_json={"subject": "offer"},
+        owner_speaker_id="spk_2",
+        owner_speaker_label="Speaker 2",
+        owner_display_name=None,
+        owner_role=Role.CONTACT,
+        source_segment_ids_json=["seg_0003"],
+        source_text=None,
+    )
+
+
+def _sentiment(overall: SentimentLabel) -> SentimentSummary:
+    return SentimentSummary(
+        sentiment_overall=overall,
+        user_sentiment=None,
+        contact_sentiment=None,
+        tone_overall=None,
+        tone_formality=None,
+        tone_energy=None,
+        tone_pace=None,
+    )
+
+
+def test_ai_outputs_are_replaced_on_reprocess_and_manual_items_kept(db: CallDatabase) -> None:
+    call_id = _queue_call(db)
+    call = db.get_call(call_id)
+    assert call is not None
+    with db.transaction() as cur:
+        cur.execute(
+            "INSERT INTO action_items (call_record_id, title, source) VALUES (%s, 'written by the user', 'MANUAL')",
+            (call_id,),
+        )
+
+    for overall in (SentimentLabel.NEGATIVE, SentimentLabel.POSITIVE):  # a reprocess writes the same call again
+        db.replace_ai_outputs(
+            call_id,
+            call.user_id,
+            recorded_at=None,
+            action_items=[_draft("send the offer"), _draft("call back")],
+            sentiment=_sentiment(overall),
+        )
+
+    items = db.list_action_items(call_id)
+    assert sorted((item["source"], item["title"]) for item in items) == [
+        ("AI", "call back"),
+        ("AI", "send the offer"),
+        ("MANUAL", "written by the user"),
+    ]
+    ai = next(item for item in items if item["title"] == "send the offer")
+    assert (ai["priority"], ai["intent"], ai["owner_role"]) == ("HIGH", "email", "CONTACT")
+    assert ai["source_segment_ids_json"] == ["seg_0003"]
+    summary = db.get_sentiment_summary(call_id)
+    assert summary is not None
+    assert summary["sentiment_overall"] == "positive"
+
+    db.replace_ai_outputs(call_id, call.user_id, recorded_at=None, action_items=[], sentiment=None)
+    assert [item["source"] for item in db.list_action_items(call_id)] == ["MANUAL"]
+    assert db.get_sentiment_summary(call_id) is None
