@@ -27,6 +27,7 @@ from scryon_dagster.sensors.queued_calls import queued_calls_sensor
 from scryon_dagster.simulator import SimulatorServer
 from tests.api.conftest import ALICE, API_KEY, WEBHOOK_SECRET, ApiServer, api_settings
 from tests.fixtures.pipeline import Enqueue, sample_by_slug
+from tests.fixtures.simulator import delivery_stats
 
 DELIVERY_DEADLINE_SECONDS = 60
 # The pipeline's part of the code location: what the QUEUED sensor launches.
@@ -121,7 +122,7 @@ def test_a_call_completes_through_the_lemonfox_callback(
 
         # 2. The simulator delivers the transcript to the API's webhook.
         wait_for_delivery(db, call_id)
-        assert simulator.admin.stats()["deliveries"]["lemonfox_callback"] == {"delivered": 1}
+        assert delivery_stats(simulator, "lemonfox_callback") == {"delivered": 1}
         raw = store.get_bytes(db.get_artifacts(call_id)[ArtifactType.RAW_TRANSCRIPT_JSON].storage_key)
         assert not RawTranscript.parse(raw).is_empty
 

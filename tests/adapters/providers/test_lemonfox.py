@@ -24,6 +24,7 @@ from scryon_dagster.domain.calls import ErrorCode
 from scryon_dagster.simulator import SAMPLE_CALLS, SimulatorServer
 from scryon_dagster.simulator.synthesis import synthesize_wav
 from tests.adapters.providers.conftest import CANARY_API_KEY, FAST_BACKOFF, WebhookReceiver, silent_wav
+from tests.fixtures.simulator import delivery_stats
 
 ROUTE = "POST /v1/audio/transcriptions"
 GREETING = next(sample for sample in SAMPLE_CALLS if sample.slug == "greeting_by_name")
@@ -257,7 +258,7 @@ def test_callback_mode_delivers_the_transcript_to_the_signed_url(
     delivery = webhook_receiver.wait_for(1)[0]
     assert verify_callback_query(delivery.query, [secret]) == "call-42"
     assert parse_transcription(delivery.body).text.startswith("Hi Praveen")
-    assert simulator.admin.stats()["deliveries"] == {"lemonfox_callback": {"delivered": 1}}
+    assert delivery_stats(simulator, "lemonfox_callback") == {"delivered": 1}
 
 
 def test_no_secret_or_transcript_text_in_errors_or_logs(
