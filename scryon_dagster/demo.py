@@ -142,12 +142,11 @@ def _wait_for_terminal(database_url: str, call_ids: list[UUID], wait_seconds: fl
     with CallDatabase(database_url) as db:
         while True:
             calls = db.get_calls(call_ids)
-            if all(call.status in TERMINAL_STATUSES for call in calls.values()) or time.monotonic() > deadline:
+            finished = all(call.status in TERMINAL_STATUSES for call in calls.values())
+            if finished or time.monotonic() > deadline:
                 break
             time.sleep(1)
-    for call_id in call_ids:
-        call = calls.get(call_id)
-        status = f"{call.status}" + (f" ({call.error_reason})" if call and call.error_reason else "") if call else "?"
-        print(f"{call_id}  {status}")
-    if not all(call.status in TERMINAL_STATUSES for call in calls.values()):
+    for call_id, call in calls.items():
+        print(f"{call_id}  {call.status}" + (f" ({call.error_reason})" if call.error_reason else ""))
+    if not finished:
         raise SystemExit("some sample calls did not finish in time")
