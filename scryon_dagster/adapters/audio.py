@@ -76,6 +76,27 @@ class PreprocessedAudio:
     failure: PreprocessingFailure | None = None
     ffmpeg_exit_code: int | None = None
 
+    @classmethod
+    def unprocessed(
+        cls,
+        audio: bytes,
+        *,
+        fallback_reason: ErrorCode | None = None,
+        failure: PreprocessingFailure | None = None,
+        ffmpeg_exit_code: int | None = None,
+    ) -> PreprocessedAudio:
+        """The upload itself for both providers (preprocessing switched off or failed)."""
+        return cls(
+            transcription_audio=audio,
+            diarization_audio=audio,
+            audio_type=sniff_audio_type(audio[:SNIFF_HEAD_BYTES]),
+            duration_seconds=wav_duration_seconds(audio),
+            used_original=True,
+            fallback_reason=fallback_reason,
+            failure=failure,
+            ffmpeg_exit_code=ffmpeg_exit_code,
+        )
+
 
 class _FfmpegError(Exception):
     def __init__(self, failure: PreprocessingFailure, exit_code: int | None = None) -> None:
@@ -152,12 +173,8 @@ class AudioPreprocessor:
                 error.exit_code,
                 len(audio),
             )
-            return PreprocessedAudio(
-                transcription_audio=audio,
-                diarization_audio=audio,
-                audio_type=sniff_audio_type(audio[:SNIFF_HEAD_BYTES]),
-                duration_seconds=wav_duration_seconds(audio),
-                used_original=True,
+            return PreprocessedAudio.unprocessed(
+                audio,
                 fallback_reason=ErrorCode.AUDIO_PREPROCESSING_FAILED,
                 failure=error.failure,
                 ffmpeg_exit_code=error.exit_code,

@@ -246,6 +246,9 @@ class CallPipeline:
             original = self.store.get_bytes(temp_audio.storage_key)
         except ObjectNotFoundError:
             raise StageFailure(ErrorCode.AUDIO_MISSING) from None
+        if not self.settings.scryon_audio_preprocessing_enabled:
+            work.log.skipped(Stage.AUDIO_PREPROCESSED, provider="ffmpeg", reason="disabled")
+            return PreprocessedAudio.unprocessed(original)
         with work.log.stage(Stage.AUDIO_PREPROCESSED, provider="ffmpeg") as stage:
             prepared = self.audio.preprocess(original)
             if prepared.used_original:

@@ -6,6 +6,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from scryon_dagster.adapters.audio import AudioPreprocessor
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.adapters.object_store import ObjectStore
 from scryon_dagster.domain.analysis import parse_analysis
@@ -201,3 +202,33 @@ def test_a_call_held_by_another_run_is_left_alone(
     assert outcome.error_code == "call_busy"
     assert status(db, call_id) == (CallStatus.TRANSCRIBING, None)
     assert run(pipeline, [uuid4()]) != {}
+
+
+def test_preprocessing_switched_off_sends_the_upload_itself(
+    pipeline: CallPipeline, db: CallDatabase, enqueue_sample: Enqueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline.settings, "scryon_audio_preprocessing_enabled", False)
+    call_id = enqueue_sample("no_names")
+
+    outcome = run(pipeline, [call_id])[call_id]
+
+    assert outcome.succeeded
+    assert outcome.materialized[PipelineAsset.RAW_TRANSCRIPT]["preprocessed_audio"] is False
+    assert ("AUDIO_PREPROCESSED", "SKIPPED") in {(e.stage, e.status) for e in db.list_events(call_id)}
+
+
+def test_failed_preprocessing_is_soft_the_call_goes_on_with_the_original_audio(
+    pipeline: CallPipeline, db: CallDatabase, enqueue_sample: Enqueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline, "audio", AudioPreprocessor(None))  # no ffmpeg on this machine
+    call_id = enqueue_sample("no_names")
+
+    outcome = run(pipeline, [call_id])[call_id]
+
+    assert outcome.succeeded
+    assert outcome.materialized[PipelineAsset.RAW_TRANSCRIPT]["preprocessed_audio"] is False
+    preprocessing = [e for e in db.list_events(call_id) if e.stage == "AUDIO_PREPROCESSED"]
+    assert [(e.status, e.error_code) for e in preprocessing] == [
+        ("STARTED", None),
+        ("FAILED", "audio_preprocessing_failed"),
+    ]

@@ -1,0 +1,143 @@
+"""Latency at low load: calls arrive one at a time (each after the previous one finished, plus a gap)
+at the real daemon and QUEUED sensor (`dagster dev`, production instance config, dagster-postgres
+storage) and the provider simulator.
+
+    .venv/bin/python bench/latency.py --calls 20
+
+For each call: enqueue → first provider request (the simulator's request counter moving, polled every
+50 ms) and enqueue → COMPLETED; p50/p95/p99 of both. With ``--arrival-interval S`` calls arrive every
+S seconds regardless of the previous ones (a steady rate); the first provider request is then
+estimated from the database (processing start + the call's preprocessing time), since concurrent
+calls cannot be told apart in the simulator's counters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from typing import Any
+from uuid import UUID
+
+from _harness import (
+    DEFAULT_SERVER_URL,
+    CallSystem,
+    call_latencies,
+    call_system,
+    dagster_dev,
+    enqueue_one,
+    exit_cleanly_on_sigterm,
+    instance_statistics,
+    print_json,
+    scratch_database,
+    stage_durations,
+    status_counts,
+    summary,
+    wait_until_terminal,
+)
+
+POLL_SECONDS = 0.05
+
+
+def provider_requests(system: CallSystem) -> int:
+    totals: dict[str, int] = system.simulator.admin.stats()["requests_total"]
+    return sum(totals.values())
+
+
+def completed(system: CallSystem, call_id: UUID) -> bool:
+    call = system.db.get_call(call_id)
+    return call is not None and call.status.value in ("COMPLETED", "FAILED")
+
+
+def one_at_a_time(system: CallSystem, count: int, gap: float, per_call_timeout: float) -> dict[str, Any]:
+    to_first_request: list[float] = []
+    to_done: list[float] = []
+    call_ids = []
+    for index in range(count):
+        before = provider_requests(system)
+        enqueued = time.monotonic()
+        call_id = enqueue_one(system, index)
+        call_ids.append(call_id)
+        deadline = enqueued + per_call_timeout
+        first_request = None
+        while time.monotonic() < deadline:
+            if first_request is None and provider_requests(system) > before:
+                first_request = time.monotonic() - enqueued
+            if completed(system, call_id):
+                break
+            time.sleep(POLL_SECONDS)
+        if first_request is not None:
+            to_first_request.append(first_request)
+        if completed(system, call_id):
+            to_done.append(time.monotonic() - enqueued)
+        time.sleep(gap)
+    return {
+        "call_ids": call_ids,
+        "enqueue_to_first_provider_request_s": summary(to_first_request),
+        "enqueue_to_terminal_s": summary(to_done),
+    }
+
+
+def steady(system: CallSystem, count: int, interval: float, timeout: float) -> dict[str, Any]:
+    call_ids = []
+    start = time.monotonic()
+    for index in range(count):
+        time.sleep(max(0.0, start + index * interval - time.monotonic()))
+        call_ids.append(enqueue_one(system, index))
+    wait_until_terminal(system.db, call_ids, timeout)
+    rows = system.db.query(
+        """
+        SELECT c.created_at, s.created_at AS started, p.duration_ms
+        FROM call_records c
+        JOIN call_processing_events s ON s.call_id = c.id AND s.error_message = 'status -> TRANSCRIBING'
+        JOIN call_processing_events p ON p.call_id = c.id AND p.stage = 'AUDIO_PREPROCESSED'
+             AND p.status <> 'STARTED'
+        WHERE c.id = ANY(%s)
+        """,
+        (call_ids,),
+    )
+    estimated = [(r["started"] - r["created_at"]).total_seconds() + r["duration_ms"] / 1000 for r in rows]
+    return {"call_ids": call_ids, "enqueue_to_first_provider_request_estimated_s": summary(estimated)}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=20)
+    parser.add_argument("--gap", type=float, default=1.0, help="pause after each call (one-at-a-time mode)")
+    parser.add_argument("--arrival-interval", type=float, default=0.0, help="steady arrivals every S seconds")
+    parser.add_argument("--interval", type=int, default=5, help="SCRYON_QUEUED_SENSOR_INTERVAL_SECONDS")
+    parser.add_argument("--profile", choices=("fast", "realistic"), default="fast")
+    parser.add_argument("--per-call-timeout", type=float, default=180)
+    parser.add_argument("--server-url", default=DEFAULT_SERVER_URL)
+    return parser.parse_args()
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    result: dict[str, Any] = {"arguments": vars(args), "nproc": os.cpu_count()}
+    overrides = {"SCRYON_QUEUED_SENSOR_INTERVAL_SECONDS": str(args.interval)}
+    with (
+        call_system(args.server_url, profile=args.profile, overrides=overrides) as system,
+        scratch_database(args.server_url, "scryon_bench_dagster") as storage_url,
+    ):
+        since = time.time()
+        with dagster_dev(system.env, system.workdir / "dagster_home", storage_url):
+            if args.arrival_interval > 0:
+                measured = steady(system, args.calls, args.arrival_interval, args.per_call_timeout * 2)
+            else:
+                measured = one_at_a_time(system, args.calls, args.gap, args.per_call_timeout)
+        call_ids = measured.pop("call_ids")
+        result.update(measured)
+        result.update(call_latencies(system.db, call_ids))
+        result["statuses"] = status_counts(system.db, call_ids)
+        result["stages_s"] = stage_durations(system.db, call_ids)
+        result["dagster"] = instance_statistics(system.workdir / "dagster_home", storage_url, since)
+    return result
+
+
+def main() -> None:
+    exit_cleanly_on_sigterm()
+    print_json(run(parse_args()))
+
+
+if __name__ == "__main__":
+    main()
