@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     pyannote_min_billed_seconds: float = Field(20, ge=0)
     scryon_lemonfox_concurrency: int = Field(8, gt=0)
     scryon_pyannote_concurrency: int = Field(8, gt=0)
+    scryon_pyannote_requests_per_minute: int | None = Field(95, gt=0)
+    """Per run process; pyannoteAI allows 100/min per key: divide by the batch runs allowed at once."""
     scryon_llm_concurrency: int = Field(8, gt=0)
 
     # --- object storage -----------------------------------------------------------------------

@@ -236,8 +236,34 @@ def extract_json_member(raw: bytes, key: str) -> bytes | None:
     return found.encode("utf-8") if found is not None else None
 
 
+class RequestPacer:
+    """Spaces requests evenly so one process never sends more than ``per_minute`` in a minute.
+
+    A provider's rate limit (pyannoteAI: 100 requests/min) is cheaper to respect up front than to learn
+    from 429s: retries run out and soft stages get dropped. Waiting happens outside the in-flight slots.
+    """
+
+    def __init__(self, per_minute: int) -> None:
+        if per_minute < 1:
+            raise ValueError("requests per minute must be at least 1")
+        self._interval = 60.0 / per_minute
+        self._next_slot = 0.0
+        self._lock = threading.Lock()
+
+    def wait_for_turn(self, deadline: Deadline) -> bool:
+        """Sleep until this caller's turn; False (and no turn taken) if it would come after the deadline."""
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next_slot)
+            if slot - now > deadline.remaining():
+                return False
+            self._next_slot = slot + self._interval
+        time.sleep(max(0.0, slot - time.monotonic()))
+        return True
+
+
 class ProviderHttpClient:
-    """Retrying, deadline-bounded, concurrency-capped HTTP for one provider."""
+    """Retrying, deadline-bounded, concurrency-capped (and optionally paced) HTTP for one provider."""
 
     def __init__(
         self,
@@ -249,6 +275,7 @@ class ProviderHttpClient:
         max_concurrency: int,
         backoff: Backoff = DEFAULT_BACKOFF,
         http_client: httpx.Client | None = None,
+        requests_per_minute: int | None = None,
     ) -> None:
         if not api_key or not api_key.strip():
             raise ValueError(f"{provider}: an API key is required")
@@ -263,6 +290,7 @@ class ProviderHttpClient:
         self._request_timeout = request_timeout_seconds
         self._max_retries = max_retries
         self._slots = threading.BoundedSemaphore(max_concurrency)
+        self._pacer = RequestPacer(requests_per_minute) if requests_per_minute else None
         self._backoff_wait = tenacity.wait_exponential_jitter(
             multiplier=backoff.initial_seconds, max=backoff.max_seconds, jitter=backoff.initial_seconds
         )
@@ -326,6 +354,13 @@ class ProviderHttpClient:
         authenticated: bool,
         request_options: Mapping[str, Any],
     ) -> httpx.Response:
+        # presigned uploads go to object storage, not to the provider's rate-limited API
+        if authenticated and self._pacer is not None and not self._pacer.wait_for_turn(deadline):
+            raise RateLimitedError(
+                f"{self.provider} request budget exhausted before the deadline",
+                code=codes.rate_limited,
+                provider=self.provider,
+            )
         if not self._slots.acquire(timeout=deadline.remaining()):
             raise RetryableProviderError(
                 f"{self.provider} had no free request slot before the deadline",

@@ -102,6 +102,7 @@ class PyannoteClient:
         http_client: httpx.Client | None = None,
         *,
         backoff: Backoff = DEFAULT_BACKOFF,
+        requests_per_minute: int | None = None,
     ) -> None:
         if poll_interval_seconds <= 0:
             raise ValueError("pyannote: the poll interval must be positive")
@@ -113,6 +114,7 @@ class PyannoteClient:
             max_concurrency=max_concurrency,
             backoff=backoff,
             http_client=http_client,
+            requests_per_minute=requests_per_minute,
         )
         self._base_url = base_url.rstrip("/")
         self._model = model
@@ -132,6 +134,7 @@ class PyannoteClient:
             max_retries=settings.scryon_diarization_max_retries,
             max_concurrency=settings.scryon_pyannote_concurrency,
             http_client=http_client,
+            requests_per_minute=settings.scryon_pyannote_requests_per_minute,
         )
 
     def upload_media(self, audio: bytes, media_key: str, *, deadline: Deadline | None = None) -> str:

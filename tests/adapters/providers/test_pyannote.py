@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -298,3 +299,14 @@ def test_no_secret_in_errors_or_logs(simulator: SimulatorServer, caplog: pytest.
     texts = [str(e) for e in errors] + [repr(e) for e in errors] + [r.getMessage() for r in caplog.records]
     assert texts
     assert not any(CANARY_API_KEY in text for text in texts)
+
+
+def test_api_requests_are_paced_to_the_configured_rate(simulator: SimulatorServer) -> None:
+    with make_client(simulator, requests_per_minute=120) as paced:  # one API request per 0.5 s
+        started = time.monotonic()
+        for _ in range(5):
+            paced.upload_media(silent_wav(1.0), "paced")  # one paced POST + one unpaced presigned PUT each
+        elapsed = time.monotonic() - started
+
+    assert elapsed >= 4 * 0.5
+    assert simulator.admin.stats()["requests_total"]["pyannote"] == 10
