@@ -54,7 +54,6 @@ class Settings(BaseSettings):
     pyannote_api_key: SecretStr | None = None
     pyannote_base_url: str = "https://api.pyannote.ai"
     pyannote_model: str = "precision-2"
-    pyannote_webhook_secret: SecretStr | None = None
     scryon_diarization_timeout_seconds: float = Field(300, gt=0)
     scryon_diarization_poll_interval_seconds: float = Field(5, gt=0)
     scryon_diarization_max_retries: int = Field(2, ge=0)

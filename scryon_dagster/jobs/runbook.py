@@ -181,7 +181,8 @@ def reap_orphan_artifacts_job() -> None:
 
 
 class PruneHistoryConfig(dg.Config):
-    event_retention_days: int = 30
+    event_retention_days: int | None = None
+    """Unset: SCRYON_EVENT_RETENTION_DAYS (30)."""
     partition_retention_days: int = 30
     """Partition keys of calls COMPLETED longer ago are dropped; the call and its artifacts stay."""
     dagster_run_retention_days: int = 90
@@ -193,15 +194,16 @@ class PruneHistoryConfig(dg.Config):
 def prune_history_op(
     context: dg.OpExecutionContext, config: PruneHistoryConfig, database: CallDatabaseResource
 ) -> None:
+    event_retention_days = config.event_retention_days or database.config.settings.scryon_event_retention_days
     for value, name in (
-        (config.event_retention_days, "event_retention_days"),
+        (event_retention_days, "event_retention_days"),
         (config.partition_retention_days, "partition_retention_days"),
         (config.dagster_run_retention_days, "dagster_run_retention_days"),
         (config.max_runs_deleted, "max_runs_deleted"),
     ):
         _positive(value, name)
     now = _now()
-    events = maintenance.prune_events(database.db, now=now, retention=timedelta(days=config.event_retention_days))
+    events = maintenance.prune_events(database.db, now=now, retention=timedelta(days=event_retention_days))
     instance = context.instance
     old_calls = maintenance.completed_calls_before(database.db, now - timedelta(days=config.partition_retention_days))
     droppable = {str(call_id) for call_id in old_calls} & set(instance.get_dynamic_partitions(CALLS_PARTITIONS))
