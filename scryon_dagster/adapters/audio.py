@@ -64,11 +64,12 @@ class PreprocessedAudio:
 
     When ``used_original`` is true both variants are the uploaded bytes unchanged, ``audio_type`` is
     the sniffed upload format (None if unrecognised) and ``fallback_reason``/``failure`` say why.
+    ``diarization_audio`` is None when the diarization variant was not asked for.
     """
 
     # Out of repr so that logging the result can never dump audio.
     transcription_audio: bytes = field(repr=False)
-    diarization_audio: bytes = field(repr=False)
+    diarization_audio: bytes | None = field(repr=False)
     audio_type: AudioType | None
     duration_seconds: float | None
     used_original: bool
@@ -162,10 +163,11 @@ class AudioPreprocessor:
             timeout_seconds=settings.scryon_audio_preprocessing_timeout_seconds,
         )
 
-    def preprocess(self, audio: bytes) -> PreprocessedAudio:
-        """Mono 16 kHz 16-bit WAV variants for transcription and diarization; never raises for bad audio."""
+    def preprocess(self, audio: bytes, *, diarization_variant: bool = True) -> PreprocessedAudio:
+        """Mono 16 kHz 16-bit WAV variants for transcription and (when asked for) diarization; never raises
+        for bad audio. Each variant costs a loudnorm pass, most of ffmpeg's time: skip the unused one."""
         try:
-            transcription_pcm, diarization_pcm = self._convert(audio)
+            transcription_pcm, diarization_pcm = self._convert(audio, diarization_variant)
         except _FfmpegError as error:
             logger.warning(
                 "audio preprocessing fell back to the original audio: %s (exit code %s, %d input bytes)",
@@ -181,7 +183,7 @@ class AudioPreprocessor:
             )
         return PreprocessedAudio(
             transcription_audio=_pcm_to_wav(transcription_pcm),
-            diarization_audio=_pcm_to_wav(diarization_pcm),
+            diarization_audio=None if diarization_pcm is None else _pcm_to_wav(diarization_pcm),
             audio_type=AudioType.WAV,
             duration_seconds=len(transcription_pcm) / _OUTPUT_BYTES_PER_SECOND,
             used_original=False,
@@ -202,28 +204,23 @@ class AudioPreprocessor:
             return None
         return _last_progress_time_seconds(progress)
 
-    def _convert(self, audio: bytes) -> tuple[bytes, bytes]:
+    def _convert(self, audio: bytes, diarization_variant: bool) -> tuple[bytes, bytes | None]:
         if not audio:
             raise _FfmpegError(PreprocessingFailure.EMPTY_INPUT)
         with ExitStack() as stack:
             input_fd = stack.enter_context(_memory_file("audio-input", audio))
-            transcription_fd = stack.enter_context(_memory_file("transcription-output"))
-            diarization_fd = stack.enter_context(_memory_file("diarization-output"))
-            # One decode feeding two outputs, each with its own filter graph.
+            outputs = {"transcription": (self.transcription_filter, stack.enter_context(_memory_file("transcription")))}
+            if diarization_variant:
+                outputs["diarization"] = (self.diarization_filter, stack.enter_context(_memory_file("diarization")))
+            # One decode feeding every output, each with its own filter graph.
             self._run_ffmpeg(
-                [
-                    "-i",
-                    _fd_path(input_fd),
-                    *_pcm_output_args(self.transcription_filter, transcription_fd),
-                    *_pcm_output_args(self.diarization_filter, diarization_fd),
-                ],
-                pass_fds=(input_fd, transcription_fd, diarization_fd),
+                ["-i", _fd_path(input_fd), *(arg for f, fd in outputs.values() for arg in _pcm_output_args(f, fd))],
+                pass_fds=(input_fd, *(fd for _, fd in outputs.values())),
             )
-            transcription_pcm = _read_all(transcription_fd)
-            diarization_pcm = _read_all(diarization_fd)
-        if not transcription_pcm or not diarization_pcm:
+            pcm = {name: _read_all(fd) for name, (_, fd) in outputs.items()}
+        if not all(pcm.values()):
             raise _FfmpegError(PreprocessingFailure.EMPTY_OUTPUT, 0)
-        return transcription_pcm, diarization_pcm
+        return pcm["transcription"], pcm.get("diarization")
 
     def _run_ffmpeg(self, args: Sequence[str], *, pass_fds: Sequence[int]) -> bytes:
         """Run ffmpeg and return its stdout; raise _FfmpegError with a generic cause on any failure."""

@@ -294,7 +294,7 @@ def reprocess_user_calls_op(
     )
     summary: dict[str, object] = {
         "calls": plan.call_ids,
-        "stages": ", ".join(sorted(a.value for a in selection.assets)),
+        "stages": ", ".join(selection.names),
         "audio_minutes": round(plan.audio_seconds / 60, 1),
         "calls_missing_audio": plan.calls_missing_audio,
         "calls_missing_artifacts": plan.calls_missing_artifacts,

@@ -34,6 +34,16 @@ class StageSelection:
     def everything(cls) -> StageSelection:
         return cls(frozenset(PipelineAsset))
 
+    @classmethod
+    def for_new_calls(cls, *, diarization: bool) -> StageSelection:
+        """Every stage, diarization only when it can happen: a stage that is not planned is never shown
+        as failed (when a neighbour fails the batch) or in progress."""
+        return cls(frozenset(a for a in PipelineAsset if diarization or a is not PipelineAsset.DIARIZATION))
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(asset.value for asset in self.assets)
+
     @property
     def needs_audio(self) -> bool:
         """Only diarization and transcription call a provider with the audio."""

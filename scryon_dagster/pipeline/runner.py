@@ -210,7 +210,10 @@ class CallPipeline:
     ) -> dict[PipelineAsset, dict[str, MetadataValue]]:
         materialized: dict[PipelineAsset, dict[str, MetadataValue]] = {}
         if selection.needs_audio:
-            work.audio = self._preprocess(work)
+            may_diarize = (
+                PipelineAsset.DIARIZATION in selection and work.flags.diarization and self.pyannote is not None
+            )
+            work.audio = self._preprocess(work, diarization_variant=may_diarize)
             diarized: Future[dict[str, MetadataValue] | None] | None = None
             if PipelineAsset.DIARIZATION in selection:
                 diarized = diarizers.submit(self._diarize, work)
@@ -238,7 +241,7 @@ class CallPipeline:
         return materialized
 
     # --- stages ---------------------------------------------------------------------------------
-    def _preprocess(self, work: CallWork) -> PreprocessedAudio:
+    def _preprocess(self, work: CallWork, *, diarization_variant: bool) -> PreprocessedAudio:
         temp_audio = work.artifacts.get(ArtifactType.TEMP_AUDIO)
         if temp_audio is None:
             raise StageFailure(ErrorCode.AUDIO_MISSING)
@@ -250,7 +253,7 @@ class CallPipeline:
             work.log.skipped(Stage.AUDIO_PREPROCESSED, provider="ffmpeg", reason="disabled")
             return PreprocessedAudio.unprocessed(original)
         with work.log.stage(Stage.AUDIO_PREPROCESSED, provider="ffmpeg") as stage:
-            prepared = self.audio.preprocess(original)
+            prepared = self.audio.preprocess(original, diarization_variant=diarization_variant)
             if prepared.used_original:
                 stage.soft_failure(prepared.fallback_reason or ErrorCode.AUDIO_PREPROCESSING_FAILED)
         return prepared
@@ -326,6 +329,7 @@ class CallPipeline:
             work.log.skipped(Stage.DIARIZED, provider="pyannote", reason=skip_reason)
             return None
         assert self.pyannote is not None
+        assert work.audio.diarization_audio is not None, "the diarization variant is made whenever pyannote may run"
         with work.log.stage(Stage.DIARIZED, provider="pyannote") as stage:
             try:
                 media_url = self.pyannote.upload_media(

@@ -16,6 +16,7 @@ from scryon_dagster.adapters.db.callback_queries import CallbackQueries
 from scryon_dagster.adapters.db.records import ClaimedCall
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.domain.calls import CallStatus, ErrorCode
+from scryon_dagster.domain.flags import EffectiveFlags
 from scryon_dagster.jobs.calls import (
     PROCESS_CALLS_JOB,
     PROCESS_LISTED_CALLS_JOB,
@@ -24,6 +25,7 @@ from scryon_dagster.jobs.calls import (
 )
 from scryon_dagster.partitions import BATCH_TAG, CALLS_PARTITIONS, RUN_KIND_TAG
 from scryon_dagster.pipeline.callbacks import RESUME_SELECTION
+from scryon_dagster.pipeline.outcomes import StageSelection
 from scryon_dagster.resources import CallDatabaseResource, SettingsResource
 from scryon_dagster.settings import load_settings
 
@@ -49,19 +51,21 @@ def plan_batch_runs(
     batch_id: UUID,
     claimed: list[ClaimedCall],
     resumed: list[ClaimedCall] | None = None,
+    selection: StageSelection | None = None,
 ) -> list[dg.RunRequest]:
-    """Add the new keys in one request and build the batch's run requests.
+    """Add the batch's keys in one request and build the batch's run requests.
 
     First-time calls get fresh keys, added together, so one ranged run covers exactly them;
     re-queued calls (keys that may already exist) run as a listed batch, and so do calls resuming
     after their transcription callback, with only the stages that remain.
     """
+    selection = selection or StageSelection.everything()
     fresh = [str(call.call_id) for call in claimed if call.attempt == 1]
     again = [str(call.call_id) for call in claimed if call.attempt > 1]
     resuming = [str(call.call_id) for call in resumed or []]
-    missing = [key for key in again + resuming if not instance.has_dynamic_partition(CALLS_PARTITIONS, key)]
-    if fresh or missing:
-        instance.add_dynamic_partitions(CALLS_PARTITIONS, fresh + missing)
+    if fresh or again or resuming:
+        # One statement: Dagster skips the keys that exist already, and the fresh keys stay contiguous.
+        instance.add_dynamic_partitions(CALLS_PARTITIONS, fresh + again + resuming)
     tags = {BATCH_TAG: str(batch_id)}
     requests = []
     if fresh:
@@ -69,6 +73,8 @@ def plan_batch_runs(
             dg.RunRequest(
                 run_key=f"{batch_id}:new",
                 job_name=PROCESS_CALLS_JOB,
+                asset_selection=[dg.AssetKey(name) for name in selection.names],
+                asset_check_keys=[],  # the artifact checks run on their own job, not in every batch
                 tags={
                     **tags,
                     RUN_KIND_TAG: "new",
@@ -82,12 +88,14 @@ def plan_batch_runs(
             dg.RunRequest(
                 run_key=f"{batch_id}:requeued",
                 job_name=PROCESS_LISTED_CALLS_JOB,
-                run_config={"ops": {"process_listed_calls_op": {"config": {"call_ids": again}}}},
+                run_config={
+                    "ops": {"process_listed_calls_op": {"config": {"call_ids": again, "assets": selection.names}}}
+                },
                 tags={**tags, RUN_KIND_TAG: "requeued"},
             )
         )
     if resuming:
-        assets = sorted(asset.value for asset in RESUME_SELECTION.assets)
+        assets = RESUME_SELECTION.names
         requests.append(
             dg.RunRequest(
                 run_key=f"{batch_id}:resumed",
@@ -118,8 +126,11 @@ def queued_calls_sensor(
     resumed = callbacks.claim_received(batch_id, batch_size)
     if not claimed and not resumed:
         return dg.SkipReason(f"no QUEUED calls (released {released} stranded claims)")
+    settings = config.settings
+    flags = EffectiveFlags.resolve(settings.flag_defaults, db.get_feature_flags())
+    selection = StageSelection.for_new_calls(diarization=flags.diarization and settings.pyannote_api_key is not None)
     try:
-        requests = plan_batch_runs(context.instance, batch_id, claimed, resumed)
+        requests = plan_batch_runs(context.instance, batch_id, claimed, resumed, selection)
     except Exception:
         db.release_claim(batch_id)
         callbacks.release_resume_claim(batch_id)

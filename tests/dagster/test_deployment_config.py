@@ -22,7 +22,10 @@ def test_production_instance_loads_on_postgres(
         monkeypatch.setenv("DAGSTER_POSTGRES_URL", url.replace("postgresql://", "postgresql+psycopg2://", 1))
         shutil.copyfile(PRODUCTION_YAML, tmp_path / "dagster.yaml")
         with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
-            assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+            assert type(instance.event_log_storage).__name__ == "PooledPostgresEventLogStorage"
+            assert type(instance.run_storage).__name__ == "PooledPostgresRunStorage"
+            assert type(instance.schedule_storage).__name__ == "PooledPostgresScheduleStorage"
+            assert instance.run_coordinator.dequeue_interval_seconds == 1  # type: ignore[attr-defined]
             assert instance.run_retries_enabled
             assert not instance.run_retries_retry_on_asset_or_op_failure
             assert instance.run_monitoring_enabled

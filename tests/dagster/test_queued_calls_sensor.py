@@ -97,6 +97,73 @@ def test_a_requeued_call_runs_again_as_a_listed_batch_with_a_new_run_key(
     assert instance.get_dynamic_partitions(calls_partitions.name) == [str(call_id)]
 
 
+def test_a_batch_mixing_new_and_requeued_calls_adds_only_the_new_keys_contiguously(
+    db: CallDatabase, instance: dg.DagsterInstance, resources: dict[str, dg.ConfigurableResource]
+) -> None:
+    (old,) = _queue(db, 1)
+    (first,) = _tick(instance, resources)
+    db.begin_processing([old], batch_id=UUID(first.tags[BATCH_TAG]))
+    db.transition(old, CallStatus.TRANSCRIBING, CallStatus.FAILED, error_reason="transcription_timeout")
+    db.transition(old, CallStatus.FAILED, CallStatus.QUEUED)
+    new = _queue(db, 2)
+
+    ranged, listed = sorted(_tick(instance, resources), key=lambda request: request.job_name)
+
+    assert (ranged.tags[ASSET_PARTITION_RANGE_START_TAG], ranged.tags[ASSET_PARTITION_RANGE_END_TAG]) == (
+        str(new[0]),
+        str(new[1]),
+    )
+    assert listed.run_config["ops"]["process_listed_calls_op"]["config"]["call_ids"] == [str(old)]
+    assert instance.get_dynamic_partitions(calls_partitions.name) == [str(old), str(new[0]), str(new[1])]
+
+
+@pytest.mark.parametrize(
+    ("env", "table", "planned"),
+    [
+        ({}, {}, ["analysis", "normalized_transcript", "raw_transcript"]),
+        ({"PYANNOTE_ENABLED": "true"}, {}, ["analysis", "normalized_transcript", "raw_transcript"]),
+        (
+            {"PYANNOTE_ENABLED": "true", "PYANNOTE_API_KEY": "k"},
+            {},
+            ["analysis", "diarization", "normalized_transcript", "raw_transcript"],
+        ),
+        (
+            {"PYANNOTE_ENABLED": "true", "PYANNOTE_API_KEY": "k"},
+            {"PYANNOTE_ENABLED": False},
+            ["analysis", "normalized_transcript", "raw_transcript"],
+        ),
+        (
+            {"PYANNOTE_API_KEY": "k"},
+            {"PYANNOTE_ENABLED": True},
+            ["analysis", "diarization", "normalized_transcript", "raw_transcript"],
+        ),
+    ],
+)
+def test_diarization_is_planned_only_when_it_can_happen(
+    db: CallDatabase,
+    instance: dg.DagsterInstance,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str],
+    table: dict[str, bool],
+    planned: list[str],
+) -> None:
+    monkeypatch.delenv("PYANNOTE_ENABLED", raising=False)
+    monkeypatch.delenv("PYANNOTE_API_KEY", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    for flag, enabled in table.items():
+        db.set_feature_flag(flag, enabled, updated_by="test")
+    monkeypatch.setenv("SCRYON_DATABASE_URL", database_url)
+    config = SettingsResource()
+    resources = {"config": config, "database": CallDatabaseResource(config=config)}
+    _queue(db, 1)
+
+    (request,) = _tick(instance, resources)
+
+    assert sorted(key.to_user_string() for key in request.asset_selection or []) == planned
+
+
 def test_concurrent_ticks_never_launch_a_call_twice(
     db: CallDatabase, instance: dg.DagsterInstance, resources: dict[str, dg.ConfigurableResource]
 ) -> None:

@@ -6,7 +6,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from scryon_dagster.adapters.audio import AudioPreprocessor
+from scryon_dagster.adapters.audio import AudioPreprocessor, PreprocessedAudio
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.adapters.object_store import ObjectStore
 from scryon_dagster.domain.analysis import parse_analysis
@@ -179,14 +179,27 @@ def test_analysis_switched_off_completes_with_transcript_only(
 
 
 def test_pyannote_switched_off_by_flag_skips_diarization(
-    pipeline: CallPipeline, db: CallDatabase, simulator: SimulatorServer, enqueue_sample: Enqueue
+    pipeline: CallPipeline,
+    db: CallDatabase,
+    simulator: SimulatorServer,
+    enqueue_sample: Enqueue,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     db.set_feature_flag("PYANNOTE_ENABLED", False, updated_by="test")
     call_id = enqueue_sample("no_names")
+    variants_asked: list[bool] = []
+    preprocess = pipeline.audio.preprocess
+
+    def recording_preprocess(audio: bytes, *, diarization_variant: bool) -> PreprocessedAudio:
+        variants_asked.append(diarization_variant)
+        return preprocess(audio, diarization_variant=diarization_variant)
+
+    monkeypatch.setattr(pipeline.audio, "preprocess", recording_preprocess)
 
     outcome = run(pipeline, [call_id])[call_id]
 
     assert outcome.succeeded
+    assert variants_asked == [False]  # no loudnorm pass for a variant nobody uses
     assert ("DIARIZED", "SKIPPED") in {(e.stage, e.status) for e in db.list_events(call_id)}
     assert "pyannote" not in provider_requests(simulator)
 

@@ -99,6 +99,17 @@ def test_both_variants_are_mono_16khz_wav_of_the_same_duration(
     assert result.transcription_audio != result.diarization_audio
 
 
+def test_the_diarization_variant_is_made_only_when_asked_for(preprocessor: AudioPreprocessor, call_wav: bytes) -> None:
+    both = preprocessor.preprocess(call_wav)
+    transcription_only = preprocessor.preprocess(call_wav, diarization_variant=False)
+
+    assert not transcription_only.used_original
+    assert transcription_only.diarization_audio is None
+    assert both.diarization_audio is not None
+    assert transcription_only.transcription_audio == both.transcription_audio
+    assert transcription_only.duration_seconds == both.duration_seconds
+
+
 def test_quiet_audio_is_brought_up_to_speech_loudness(preprocessor: AudioPreprocessor) -> None:
     quiet = make_wav(4.0, amplitude=0.01)
     _, _, _, original = read_wav(quiet)

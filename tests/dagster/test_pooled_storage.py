@@ -1,0 +1,105 @@
+"""Dagster's storage as production configures it (PooledPostgresStorage) on a real PostgreSQL: runs
+created with per-call planned events written as one batch still show exactly the failed calls as failed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from uuid import uuid4
+
+import dagster as dg
+import pytest
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from scryon_dagster.dagster_storage import EVENT_BATCH_SIZE_VARIABLE, PooledPostgresEventLogStorage
+from scryon_dagster.partitions import BATCH_TAG, calls_partitions
+from tests.dagster.test_call_assets import ALL_ASSETS, _job, _keys
+from tests.fixtures.postgres import create_database, drop_database
+
+
+@pytest.fixture
+def pooled_instance(postgres_server_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dg.DagsterInstance]:
+    monkeypatch.delenv(EVENT_BATCH_SIZE_VARIABLE, raising=False)
+    url = create_database(postgres_server_url, "scryon_dagster_pooled")
+    storage = {
+        "custom": {
+            "module": "scryon_dagster.dagster_storage",
+            "class": "PooledPostgresStorage",
+            "config": {"postgres_url": url.replace("postgresql://", "postgresql+psycopg2://", 1)},
+        }
+    }
+    try:
+        with dg.instance_for_test(overrides={"storage": storage}) as instance:
+            yield instance
+    finally:
+        drop_database(postgres_server_url, url)
+
+
+def _planned_events(instance: dg.DagsterInstance, run_id: str) -> list[dg.EventLogEntry]:
+    return [
+        entry
+        for entry in instance.all_logs(run_id)
+        if entry.dagster_event is not None and entry.dagster_event.is_asset_materialization_planned
+    ]
+
+
+def test_planned_events_are_written_as_one_batch_per_partition_and_asset(
+    pooled_instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = pooled_instance.event_log_storage
+    assert isinstance(storage, PooledPostgresEventLogStorage)
+    batches: list[int] = []
+    original = PooledPostgresEventLogStorage.store_event_batch
+
+    def counting_store_event_batch(self: PooledPostgresEventLogStorage, events: list[dg.EventLogEntry]) -> None:
+        batches.append(len(events))
+        original(self, events)
+
+    monkeypatch.setattr(PooledPostgresEventLogStorage, "store_event_batch", counting_store_event_batch)
+    keys = _keys(pooled_instance, 5)
+
+    result = _job("process_calls").execute_in_process(
+        instance=pooled_instance,
+        tags={ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]},
+    )
+
+    assert result.success
+    assert batches == [len(ALL_ASSETS) * len(keys)]
+    planned = _planned_events(pooled_instance, result.run_id)
+    assert sorted((e.dagster_event.asset_key.to_user_string(), e.dagster_event.partition) for e in planned) == sorted(  # type: ignore[union-attr]
+        (asset, key) for asset in ALL_ASSETS for key in keys
+    )
+    # each asset's record points at the run, as a single-event write would leave it
+    for asset in ALL_ASSETS:
+        record = storage.get_asset_records([dg.AssetKey(asset)])[0]
+        assert record.asset_entry.last_run_id == result.run_id
+
+
+def test_a_failed_call_shows_failed_and_its_neighbours_materialized(pooled_instance: dg.DagsterInstance) -> None:
+    keys = _keys(pooled_instance, 4)
+
+    result = _job("process_calls", failing=[keys[1]]).execute_in_process(
+        instance=pooled_instance,
+        tags={
+            ASSET_PARTITION_RANGE_START_TAG: keys[0],
+            ASSET_PARTITION_RANGE_END_TAG: keys[-1],
+            BATCH_TAG: str(uuid4()),
+        },
+        raise_on_error=False,
+    )
+
+    assert not result.success
+    for asset in ALL_ASSETS:
+        assert pooled_instance.get_materialized_partitions(dg.AssetKey(asset)) == {keys[0], keys[2], keys[3]}
+        status = pooled_instance.get_status_by_partition(dg.AssetKey(asset), keys, calls_partitions)
+        assert status is not None
+        assert str(status[keys[1]]).endswith("FAILED")
+
+
+def test_connections_are_kept_between_statements(pooled_instance: dg.DagsterInstance) -> None:
+    engine = pooled_instance.event_log_storage._engine  # type: ignore[attr-defined]
+
+    def backend() -> int:
+        with engine.connect() as conn:
+            return int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+
+    assert backend() == backend()
