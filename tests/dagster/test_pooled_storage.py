@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from scryon_dagster.assets.calls import MATERIALIZATION_FLUSH_CALLS
 from scryon_dagster.dagster_storage import EVENT_BATCH_SIZE_VARIABLE, PooledPostgresEventLogStorage
 from scryon_dagster.partitions import BATCH_TAG, calls_partitions
 from tests.dagster.test_call_assets import ALL_ASSETS, _job, _keys
@@ -51,7 +52,8 @@ def test_planned_events_are_written_as_one_batch_per_partition_and_asset(
     original = PooledPostgresEventLogStorage.store_event_batch
 
     def counting_store_event_batch(self: PooledPostgresEventLogStorage, events: list[dg.EventLogEntry]) -> None:
-        batches.append(len(events))
+        if events[0].dagster_event is not None and events[0].dagster_event.is_asset_materialization_planned:
+            batches.append(len(events))
         original(self, events)
 
     monkeypatch.setattr(PooledPostgresEventLogStorage, "store_event_batch", counting_store_event_batch)
@@ -72,6 +74,37 @@ def test_planned_events_are_written_as_one_batch_per_partition_and_asset(
     for asset in ALL_ASSETS:
         record = storage.get_asset_records([dg.AssetKey(asset)])[0]
         assert record.asset_entry.last_run_id == result.run_id
+
+
+def test_materializations_reach_storage_in_batches_one_per_asset(
+    pooled_instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    materialization_batches: list[set[str]] = []
+    original = PooledPostgresEventLogStorage.store_event_batch
+
+    def recording_store_event_batch(self: PooledPostgresEventLogStorage, events: list[dg.EventLogEntry]) -> None:
+        if events[0].dagster_event is not None and events[0].dagster_event.is_step_materialization:
+            materialization_batches.append({e.dagster_event.asset_key.to_user_string() for e in events})  # type: ignore[union-attr]
+        original(self, events)
+
+    monkeypatch.setattr(PooledPostgresEventLogStorage, "store_event_batch", recording_store_event_batch)
+    keys = _keys(pooled_instance, MATERIALIZATION_FLUSH_CALLS + 5)
+
+    result = _job("process_calls").execute_in_process(
+        instance=pooled_instance,
+        tags={ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]},
+    )
+
+    assert result.success
+    # two flushes (after 25 calls, then the rest), each one batch per asset
+    assert len(materialization_batches) == 2 * len(ALL_ASSETS)
+    assert all(len(assets) == 1 for assets in materialization_batches)
+    for asset in ALL_ASSETS:
+        assert pooled_instance.get_materialized_partitions(dg.AssetKey(asset)) == set(keys)
+        latest = pooled_instance.get_latest_materialization_event(dg.AssetKey(asset))
+        assert latest is not None
+        assert latest.dagster_event is not None
+        assert latest.dagster_event.partition == keys[-1]
 
 
 def test_a_failed_call_shows_failed_and_its_neighbours_materialized(pooled_instance: dg.DagsterInstance) -> None:
