@@ -113,7 +113,8 @@ class Settings(BaseSettings):
     scryon_stale_job_timeout_minutes: float = Field(15, gt=0)
     scryon_sweep_interval_ms: int = Field(300_000, gt=0)
     scryon_queued_sensor_interval_seconds: int = Field(5, gt=0)
-    scryon_sensor_batch_size: int = Field(100, gt=0, le=1000)
+    scryon_sensor_batch_size: int = Field(250, gt=0, le=1000)
+    scryon_sensor_batches_per_tick: int = Field(2, gt=0, le=32)
     scryon_batch_parallel_calls: int = Field(32, gt=0, le=256)
     scryon_event_retention_days: int = Field(30, gt=0)
 

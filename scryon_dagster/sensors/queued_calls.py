@@ -118,28 +118,41 @@ def queued_calls_sensor(
     context: dg.SensorEvaluationContext, database: CallDatabaseResource, config: SettingsResource
 ) -> dg.SensorResult | dg.SkipReason:
     db = database.db
-    callbacks = CallbackQueries(db)
+    settings = config.settings
     released = release_stranded_claims(context.instance, db, datetime.now(UTC))
+    flags = EffectiveFlags.resolve(settings.flag_defaults, db.get_feature_flags())
+    selection = StageSelection.for_new_calls(diarization=flags.diarization and settings.pyannote_api_key is not None)
+    requests: list[dg.RunRequest] = []
+    # A backlog is spread over several runs in one tick, so that every run slot starts working at once.
+    for _ in range(settings.scryon_sensor_batches_per_tick):
+        batch = claim_batch(context, db, settings.scryon_sensor_batch_size, selection)
+        if not batch:
+            break
+        requests += batch
+    if not requests:
+        return dg.SkipReason(f"no QUEUED calls (released {released} stranded claims)")
+    context.log.info(f"{released} stranded claims released")
+    return dg.SensorResult(run_requests=requests)
+
+
+def claim_batch(
+    context: dg.SensorEvaluationContext, db: CallDatabase, batch_size: int, selection: StageSelection
+) -> list[dg.RunRequest]:
+    """Claim one batch (QUEUED calls and delivered callbacks) and plan its runs; no claim, no runs."""
+    callbacks = CallbackQueries(db)
     batch_id = uuid4()
-    batch_size = config.settings.scryon_sensor_batch_size
     claimed = db.claim_queued(batch_id, batch_size)
     resumed = callbacks.claim_received(batch_id, batch_size)
     if not claimed and not resumed:
-        return dg.SkipReason(f"no QUEUED calls (released {released} stranded claims)")
-    settings = config.settings
-    flags = EffectiveFlags.resolve(settings.flag_defaults, db.get_feature_flags())
-    selection = StageSelection.for_new_calls(diarization=flags.diarization and settings.pyannote_api_key is not None)
+        return []
     try:
         requests = plan_batch_runs(context.instance, batch_id, claimed, resumed, selection)
     except Exception:
         db.release_claim(batch_id)
         callbacks.release_resume_claim(batch_id)
         raise
-    context.log.info(
-        f"batch {batch_id}: {len(claimed)} calls claimed, {len(resumed)} resuming after their callback, "
-        f"{released} stranded claims released"
-    )
-    return dg.SensorResult(run_requests=requests)
+    context.log.info(f"batch {batch_id}: {len(claimed)} calls claimed, {len(resumed)} resuming after their callback")
+    return requests
 
 
 @dg.run_failure_sensor(
