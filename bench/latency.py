@@ -105,7 +105,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--calls", type=int, default=20)
     parser.add_argument("--gap", type=float, default=1.0, help="pause after each call (one-at-a-time mode)")
     parser.add_argument("--arrival-interval", type=float, default=0.0, help="steady arrivals every S seconds")
-    parser.add_argument("--interval", type=int, default=5, help="SCRYON_QUEUED_SENSOR_INTERVAL_SECONDS")
+    parser.add_argument("--interval", type=int, default=1, help="SCRYON_QUEUED_SENSOR_INTERVAL_SECONDS")
     parser.add_argument("--profile", choices=("fast", "realistic"), default="fast")
     parser.add_argument("--per-call-timeout", type=float, default=180)
     parser.add_argument("--server-url", default=DEFAULT_SERVER_URL)

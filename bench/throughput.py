@@ -46,7 +46,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=250, help="SCRYON_SENSOR_BATCH_SIZE")
     parser.add_argument("--batches-per-tick", type=int, default=2, help="SCRYON_SENSOR_BATCHES_PER_TICK")
     parser.add_argument("--parallel-calls", type=int, default=32, help="SCRYON_BATCH_PARALLEL_CALLS")
-    parser.add_argument("--interval", type=int, default=5, help="SCRYON_QUEUED_SENSOR_INTERVAL_SECONDS")
+    parser.add_argument("--interval", type=int, default=1, help="SCRYON_QUEUED_SENSOR_INTERVAL_SECONDS")
     parser.add_argument("--preprocessing", choices=("on", "off"), default="on", help="ffmpeg audio preprocessing")
     parser.add_argument("--pyannote", choices=("on", "off"), default="off")
     parser.add_argument("--timeout", type=float, default=1800, help="give up after this many seconds of processing")

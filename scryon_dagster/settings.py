@@ -112,7 +112,11 @@ class Settings(BaseSettings):
     # --- jobs ---------------------------------------------------------------------------------
     scryon_stale_job_timeout_minutes: float = Field(15, gt=0)
     scryon_sweep_interval_ms: int = Field(300_000, gt=0)
-    scryon_queued_sensor_interval_seconds: int = Field(5, gt=0)
+    scryon_queued_sensor_interval_seconds: int = Field(1, gt=0)
+    """Least time between QUEUED ticks. Dagster's daemon starts sensor ticks at most every 5 s, so any
+    value up to 4 means every daemon loop (5 exactly skips every other loop)."""
+    scryon_queued_sensor_wait_seconds: float = Field(3.5, ge=0, le=30)
+    """How long an idle QUEUED tick keeps polling (every 0.25 s) for a newly queued call."""
     scryon_sensor_batch_size: int = Field(250, gt=0, le=1000)
     scryon_sensor_batches_per_tick: int = Field(2, gt=0, le=32)
     scryon_batch_parallel_calls: int = Field(32, gt=0, le=256)

@@ -6,6 +6,7 @@ released after a grace period, so no call is stranded by a launch problem. Calls
 callback has been delivered are picked up the same way and resume from normalization.
 """
 
+import time
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
@@ -27,10 +28,12 @@ from scryon_dagster.partitions import BATCH_TAG, CALLS_PARTITIONS, RUN_KIND_TAG
 from scryon_dagster.pipeline.callbacks import RESUME_SELECTION
 from scryon_dagster.pipeline.outcomes import StageSelection
 from scryon_dagster.resources import CallDatabaseResource, SettingsResource
-from scryon_dagster.settings import load_settings
+from scryon_dagster.settings import Settings, load_settings
 
 # How long a claimed batch may wait for its run to exist before the claim is given back.
 CLAIM_GRACE = timedelta(seconds=90)
+# How often an idle tick looks for newly queued calls (one indexed query each).
+IDLE_POLL_SECONDS = 0.25
 
 
 def release_stranded_claims(instance: dg.DagsterInstance, db: CallDatabase, now: datetime) -> int:
@@ -122,17 +125,30 @@ def queued_calls_sensor(
     released = release_stranded_claims(context.instance, db, datetime.now(UTC))
     flags = EffectiveFlags.resolve(settings.flag_defaults, db.get_feature_flags())
     selection = StageSelection.for_new_calls(diarization=flags.diarization and settings.pyannote_api_key is not None)
+    # The daemon starts a tick at most every 5 s: an idle tick keeps looking for a while, so that a call
+    # queued between ticks is picked up within a poll instead of waiting for the next tick.
+    deadline = time.monotonic() + settings.scryon_queued_sensor_wait_seconds
+    requests = claim_batches(context, db, settings, selection)
+    while not requests and time.monotonic() + IDLE_POLL_SECONDS < deadline:
+        time.sleep(IDLE_POLL_SECONDS)
+        requests = claim_batches(context, db, settings, selection)
+    if not requests:
+        return dg.SkipReason(f"no QUEUED calls (released {released} stranded claims)")
+    context.log.info(f"{released} stranded claims released")
+    return dg.SensorResult(run_requests=requests)
+
+
+def claim_batches(
+    context: dg.SensorEvaluationContext, db: CallDatabase, settings: Settings, selection: StageSelection
+) -> list[dg.RunRequest]:
+    """Up to SCRYON_SENSOR_BATCHES_PER_TICK batches: a backlog is spread over several runs at once."""
     requests: list[dg.RunRequest] = []
-    # A backlog is spread over several runs in one tick, so that every run slot starts working at once.
     for _ in range(settings.scryon_sensor_batches_per_tick):
         batch = claim_batch(context, db, settings.scryon_sensor_batch_size, selection)
         if not batch:
             break
         requests += batch
-    if not requests:
-        return dg.SkipReason(f"no QUEUED calls (released {released} stranded claims)")
-    context.log.info(f"{released} stranded claims released")
-    return dg.SensorResult(run_requests=requests)
+    return requests
 
 
 def claim_batch(

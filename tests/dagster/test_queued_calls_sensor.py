@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from uuid import UUID, uuid4
 
@@ -30,6 +31,7 @@ def resources(database_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, d
     monkeypatch.setenv("SCRYON_DATABASE_URL", database_url)
     monkeypatch.setenv("SCRYON_SENSOR_BATCH_SIZE", "5")
     monkeypatch.setenv("SCRYON_SENSOR_BATCHES_PER_TICK", "1")
+    monkeypatch.setenv("SCRYON_QUEUED_SENSOR_WAIT_SECONDS", "0")
     config = SettingsResource()
     return {"config": config, "database": CallDatabaseResource(config=config)}
 
@@ -79,6 +81,39 @@ def test_a_tick_claims_a_bounded_batch_and_launches_one_ranged_run(
     assert second.tags[ASSET_PARTITION_RANGE_END_TAG] == str(ids[6])
     assert second.run_key != request.run_key
     assert _tick(instance, resources) == []
+
+
+def test_an_idle_tick_picks_up_a_call_queued_while_it_waits(
+    db: CallDatabase,
+    instance: dg.DagsterInstance,
+    resources: dict[str, dg.ConfigurableResource],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SCRYON_QUEUED_SENSOR_WAIT_SECONDS", "5")
+    queued: list[UUID] = []
+    arrival = threading.Timer(0.5, lambda: queued.extend(_queue(db, 1)))
+    arrival.start()
+    started = time.monotonic()
+
+    (request,) = _tick(instance, resources)
+
+    waited = time.monotonic() - started
+    arrival.join()
+    assert request.tags[ASSET_PARTITION_RANGE_START_TAG] == str(queued[0])
+    assert 0.4 <= waited < 5  # picked up on a poll, not at the end of the wait
+
+
+def test_an_idle_tick_gives_up_after_its_wait(
+    db: CallDatabase,
+    instance: dg.DagsterInstance,
+    resources: dict[str, dg.ConfigurableResource],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SCRYON_QUEUED_SENSOR_WAIT_SECONDS", "0.6")
+    started = time.monotonic()
+
+    assert _tick(instance, resources) == []
+    assert 0.3 <= time.monotonic() - started < 3
 
 
 def test_a_backlog_is_spread_over_several_runs_in_one_tick(
