@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     scryon_lemonfox_concurrency: int = Field(8, gt=0)
     scryon_pyannote_concurrency: int = Field(8, gt=0)
     scryon_pyannote_requests_per_minute: int | None = Field(95, gt=0)
-    """Per run process; pyannoteAI allows 100/min per key: divide by the batch runs allowed at once."""
+    """For all processes together (reserved in the call database); pyannoteAI allows 100/min per key."""
     scryon_llm_concurrency: int = Field(8, gt=0)
 
     # --- object storage -----------------------------------------------------------------------

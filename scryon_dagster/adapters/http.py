@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import tenacity
@@ -236,8 +236,15 @@ def extract_json_member(raw: bytes, key: str) -> bytes | None:
     return found.encode("utf-8") if found is not None else None
 
 
+class Pacer(Protocol):
+    def wait_for_turn(self, max_wait_seconds: float) -> bool:
+        """Sleep until the caller's turn; False (and no turn taken) if it would come too late."""
+        ...
+
+
 class RequestPacer:
-    """Spaces requests evenly so one process never sends more than ``per_minute`` in a minute.
+    """Spaces requests evenly so one process never sends more than ``per_minute`` in a minute
+    (adapters/db/request_slots.py has the same for all processes together).
 
     A provider's rate limit (pyannoteAI: 100 requests/min) is cheaper to respect up front than to learn
     from 429s: retries run out and soft stages get dropped. Waiting happens outside the in-flight slots.
@@ -250,12 +257,11 @@ class RequestPacer:
         self._next_slot = 0.0
         self._lock = threading.Lock()
 
-    def wait_for_turn(self, deadline: Deadline) -> bool:
-        """Sleep until this caller's turn; False (and no turn taken) if it would come after the deadline."""
+    def wait_for_turn(self, max_wait_seconds: float) -> bool:
         with self._lock:
             now = time.monotonic()
             slot = max(now, self._next_slot)
-            if slot - now > deadline.remaining():
+            if slot - now > max_wait_seconds:
                 return False
             self._next_slot = slot + self._interval
         time.sleep(max(0.0, slot - time.monotonic()))
@@ -275,7 +281,7 @@ class ProviderHttpClient:
         max_concurrency: int,
         backoff: Backoff = DEFAULT_BACKOFF,
         http_client: httpx.Client | None = None,
-        requests_per_minute: int | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         if not api_key or not api_key.strip():
             raise ValueError(f"{provider}: an API key is required")
@@ -290,7 +296,7 @@ class ProviderHttpClient:
         self._request_timeout = request_timeout_seconds
         self._max_retries = max_retries
         self._slots = threading.BoundedSemaphore(max_concurrency)
-        self._pacer = RequestPacer(requests_per_minute) if requests_per_minute else None
+        self._pacer = pacer
         self._backoff_wait = tenacity.wait_exponential_jitter(
             multiplier=backoff.initial_seconds, max=backoff.max_seconds, jitter=backoff.initial_seconds
         )
@@ -355,7 +361,7 @@ class ProviderHttpClient:
         request_options: Mapping[str, Any],
     ) -> httpx.Response:
         # presigned uploads go to object storage, not to the provider's rate-limited API
-        if authenticated and self._pacer is not None and not self._pacer.wait_for_turn(deadline):
+        if authenticated and self._pacer is not None and not self._pacer.wait_for_turn(deadline.remaining()):
             raise RateLimitedError(
                 f"{self.provider} request budget exhausted before the deadline",
                 code=codes.rate_limited,

@@ -18,7 +18,9 @@ from scryon_dagster.adapters.http import (
     VOICE_MATCH_CODES,
     Backoff,
     Deadline,
+    Pacer,
     ProviderHttpClient,
+    RequestPacer,
     StageErrorCodes,
     decode_json_object,
     extract_json_member,
@@ -102,7 +104,7 @@ class PyannoteClient:
         http_client: httpx.Client | None = None,
         *,
         backoff: Backoff = DEFAULT_BACKOFF,
-        requests_per_minute: int | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         if poll_interval_seconds <= 0:
             raise ValueError("pyannote: the poll interval must be positive")
@@ -114,7 +116,7 @@ class PyannoteClient:
             max_concurrency=max_concurrency,
             backoff=backoff,
             http_client=http_client,
-            requests_per_minute=requests_per_minute,
+            pacer=pacer,
         )
         self._base_url = base_url.rstrip("/")
         self._model = model
@@ -122,7 +124,10 @@ class PyannoteClient:
         self._poll_interval = poll_interval_seconds
 
     @classmethod
-    def from_settings(cls, settings: Settings, http_client: httpx.Client | None = None) -> PyannoteClient:
+    def from_settings(
+        cls, settings: Settings, http_client: httpx.Client | None = None, *, pacer: Pacer | None = None
+    ) -> PyannoteClient:
+        """``pacer`` defaults to pacing this process alone to SCRYON_PYANNOTE_REQUESTS_PER_MINUTE."""
         if settings.pyannote_api_key is None:
             raise ValueError("PYANNOTE_API_KEY is not set")
         return cls(
@@ -134,7 +139,7 @@ class PyannoteClient:
             max_retries=settings.scryon_diarization_max_retries,
             max_concurrency=settings.scryon_pyannote_concurrency,
             http_client=http_client,
-            requests_per_minute=settings.scryon_pyannote_requests_per_minute,
+            pacer=pacer or _process_pacer(settings.scryon_pyannote_requests_per_minute),
         )
 
     def upload_media(self, audio: bytes, media_key: str, *, deadline: Deadline | None = None) -> str:
@@ -365,3 +370,7 @@ def _positive(name: str, value: int) -> int:
 
 def _elapsed_ms(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
+
+
+def _process_pacer(per_minute: int | None) -> Pacer | None:
+    return RequestPacer(per_minute) if per_minute else None

@@ -20,6 +20,7 @@ from scryon_dagster.adapters.audio import AudioPreprocessor, PreprocessedAudio
 from scryon_dagster.adapters.db.callback_queries import CallbackQueries
 from scryon_dagster.adapters.db.records import ArtifactRecord, CallRecord, ClaimedCall, UserRecord
 from scryon_dagster.adapters.db.repository import CallDatabase
+from scryon_dagster.adapters.db.request_slots import SharedRequestPacer
 from scryon_dagster.adapters.errors import ProviderError
 from scryon_dagster.adapters.lemonfox import LemonfoxClient
 from scryon_dagster.adapters.llm import LlmClient
@@ -492,9 +493,19 @@ def build_call_pipeline(settings: Settings, db: CallDatabase, store: ObjectStore
         store=store,
         audio=AudioPreprocessor.from_settings(settings),
         lemonfox=LemonfoxClient.from_settings(settings),
-        pyannote=PyannoteClient.from_settings(settings) if settings.pyannote_api_key else None,
+        pyannote=(
+            PyannoteClient.from_settings(settings, pacer=_shared_pyannote_pacer(settings, db))
+            if settings.pyannote_api_key
+            else None
+        ),
         llm=LlmClient.from_settings(settings),
         callback_signer=(
             CallbackSigner.from_settings(settings) if settings.scryon_transcription_callback_enabled else None
         ),
     )
+
+
+def _shared_pyannote_pacer(settings: Settings, db: CallDatabase) -> SharedRequestPacer | None:
+    """pyannoteAI's per-minute budget is per API key: every run worker draws from one budget."""
+    per_minute = settings.scryon_pyannote_requests_per_minute
+    return SharedRequestPacer(db, "pyannote", per_minute) if per_minute else None
