@@ -44,7 +44,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--profile", choices=("fast", "realistic"), default="fast")
     parser.add_argument("--batch-size", type=int, default=250, help="SCRYON_SENSOR_BATCH_SIZE")
-    parser.add_argument("--batches-per-tick", type=int, default=2, help="SCRYON_SENSOR_BATCHES_PER_TICK")
     parser.add_argument("--parallel-calls", type=int, default=32, help="SCRYON_BATCH_PARALLEL_CALLS")
     parser.add_argument("--interval", type=int, default=1, help="SCRYON_QUEUED_SENSOR_INTERVAL_SECONDS")
     parser.add_argument("--preprocessing", choices=("on", "off"), default="on", help="ffmpeg audio preprocessing")
@@ -57,7 +56,6 @@ def parse_args() -> argparse.Namespace:
 def settings_overrides(args: argparse.Namespace) -> dict[str, str]:
     return {
         "SCRYON_SENSOR_BATCH_SIZE": str(args.batch_size),
-        "SCRYON_SENSOR_BATCHES_PER_TICK": str(args.batches_per_tick),
         "SCRYON_BATCH_PARALLEL_CALLS": str(args.parallel_calls),
         "SCRYON_QUEUED_SENSOR_INTERVAL_SECONDS": str(args.interval),
         **preprocessing_overrides(args.preprocessing == "on"),

@@ -118,7 +118,6 @@ class Settings(BaseSettings):
     scryon_queued_sensor_wait_seconds: float = Field(3.5, ge=0, le=30)
     """How long an idle QUEUED tick keeps polling (every 0.25 s) for a newly queued call."""
     scryon_sensor_batch_size: int = Field(250, gt=0, le=1000)
-    scryon_sensor_batches_per_tick: int = Field(2, gt=0, le=32)
     scryon_batch_parallel_calls: int = Field(32, gt=0, le=256)
     scryon_event_retention_days: int = Field(30, gt=0)
 

@@ -28,7 +28,7 @@ from scryon_dagster.partitions import BATCH_TAG, CALLS_PARTITIONS, RUN_KIND_TAG
 from scryon_dagster.pipeline.callbacks import RESUME_SELECTION
 from scryon_dagster.pipeline.outcomes import StageSelection
 from scryon_dagster.resources import CallDatabaseResource, SettingsResource
-from scryon_dagster.settings import Settings, load_settings
+from scryon_dagster.settings import load_settings
 
 # How long a claimed batch may wait for its run to exist before the claim is given back.
 CLAIM_GRACE = timedelta(seconds=90)
@@ -128,27 +128,15 @@ def queued_calls_sensor(
     # The daemon starts a tick at most every 5 s: an idle tick keeps looking for a while, so that a call
     # queued between ticks is picked up within a poll instead of waiting for the next tick.
     deadline = time.monotonic() + settings.scryon_queued_sensor_wait_seconds
-    requests = claim_batches(context, db, settings, selection)
+    requests = claim_batch(context, db, settings.scryon_sensor_batch_size, selection)
     while not requests and time.monotonic() + IDLE_POLL_SECONDS < deadline:
         time.sleep(IDLE_POLL_SECONDS)
-        requests = claim_batches(context, db, settings, selection)
+        requests = claim_batch(context, db, settings.scryon_sensor_batch_size, selection)
     if not requests:
         return dg.SkipReason(f"no QUEUED calls (released {released} stranded claims)")
-    context.log.info(f"{released} stranded claims released")
+    if released:
+        context.log.info(f"{released} stranded claims released")
     return dg.SensorResult(run_requests=requests)
-
-
-def claim_batches(
-    context: dg.SensorEvaluationContext, db: CallDatabase, settings: Settings, selection: StageSelection
-) -> list[dg.RunRequest]:
-    """Up to SCRYON_SENSOR_BATCHES_PER_TICK batches: a backlog is spread over several runs at once."""
-    requests: list[dg.RunRequest] = []
-    for _ in range(settings.scryon_sensor_batches_per_tick):
-        batch = claim_batch(context, db, settings.scryon_sensor_batch_size, selection)
-        if not batch:
-            break
-        requests += batch
-    return requests
 
 
 def claim_batch(

@@ -30,7 +30,6 @@ def instance() -> Iterator[dg.DagsterInstance]:
 def resources(database_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, dg.ConfigurableResource]:
     monkeypatch.setenv("SCRYON_DATABASE_URL", database_url)
     monkeypatch.setenv("SCRYON_SENSOR_BATCH_SIZE", "5")
-    monkeypatch.setenv("SCRYON_SENSOR_BATCHES_PER_TICK", "1")
     monkeypatch.setenv("SCRYON_QUEUED_SENSOR_WAIT_SECONDS", "0")
     config = SettingsResource()
     return {"config": config, "database": CallDatabaseResource(config=config)}
@@ -114,24 +113,6 @@ def test_an_idle_tick_gives_up_after_its_wait(
 
     assert _tick(instance, resources) == []
     assert 0.3 <= time.monotonic() - started < 3
-
-
-def test_a_backlog_is_spread_over_several_runs_in_one_tick(
-    db: CallDatabase,
-    instance: dg.DagsterInstance,
-    resources: dict[str, dg.ConfigurableResource],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("SCRYON_SENSOR_BATCHES_PER_TICK", "3")
-    ids = [str(call_id) for call_id in _queue(db, 17)]
-
-    requests = _tick(instance, resources)
-
-    ranges = [(r.tags[ASSET_PARTITION_RANGE_START_TAG], r.tags[ASSET_PARTITION_RANGE_END_TAG]) for r in requests]
-    assert ranges == [(ids[0], ids[4]), (ids[5], ids[9]), (ids[10], ids[14])]
-    assert len({r.tags[BATCH_TAG] for r in requests}) == 3
-    (rest,) = _tick(instance, resources)
-    assert (rest.tags[ASSET_PARTITION_RANGE_START_TAG], rest.tags[ASSET_PARTITION_RANGE_END_TAG]) == (ids[15], ids[16])
 
 
 def test_a_requeued_call_runs_again_as_a_listed_batch_with_a_new_run_key(
