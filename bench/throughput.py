@@ -43,7 +43,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--profile", choices=("fast", "realistic"), default="fast")
-    parser.add_argument("--batch-size", type=int, default=250, help="SCRYON_SENSOR_BATCH_SIZE")
+    parser.add_argument("--batch-size", type=int, default=500, help="SCRYON_SENSOR_BATCH_SIZE")
     parser.add_argument("--parallel-calls", type=int, default=32, help="SCRYON_BATCH_PARALLEL_CALLS")
     parser.add_argument("--interval", type=int, default=1, help="SCRYON_QUEUED_SENSOR_INTERVAL_SECONDS")
     parser.add_argument("--preprocessing", choices=("on", "off"), default="on", help="ffmpeg audio preprocessing")

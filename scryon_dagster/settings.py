@@ -117,7 +117,7 @@ class Settings(BaseSettings):
     value up to 4 means every daemon loop (5 exactly skips every other loop)."""
     scryon_queued_sensor_wait_seconds: float = Field(3.5, ge=0, le=30)
     """How long an idle QUEUED tick keeps polling (every 0.25 s) for a newly queued call."""
-    scryon_sensor_batch_size: int = Field(250, gt=0, le=1000)
+    scryon_sensor_batch_size: int = Field(500, gt=0, le=1000)
     scryon_batch_parallel_calls: int = Field(32, gt=0, le=256)
     scryon_event_retention_days: int = Field(30, gt=0)
 
