@@ -36,7 +36,7 @@ def _free_port() -> int:
 
 @pytest.fixture
 def dagster_home(tmp_path: Path, postgres_server_url: str) -> Iterator[Path]:
-    """A Dagster instance on dagster-postgres in its own database."""
+    """A Dagster instance on PostgreSQL in its own database, with production's storage class."""
     storage_url = create_database(postgres_server_url, "scryon_dagster_storage")
     home = tmp_path / "dagster_home"
     home.mkdir()
@@ -45,13 +45,17 @@ def dagster_home(tmp_path: Path, postgres_server_url: str) -> Iterator[Path]:
     (home / "dagster.yaml").write_text(
         f"""
 storage:
-  postgres:
-    postgres_url: "{driver_url}"
+  custom:
+    module: scryon_dagster.dagster_storage
+    class: PooledPostgresStorage
+    config:
+      postgres_url: "{driver_url}"
 run_coordinator:
   module: dagster._core.run_coordinator
   class: QueuedRunCoordinator
   config:
     max_concurrent_runs: 4
+    dequeue_interval_seconds: 1
 run_monitoring:
   enabled: true
   max_runtime_seconds: 900
