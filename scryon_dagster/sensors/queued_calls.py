@@ -53,8 +53,8 @@ def plan_batch_runs(
     instance: dg.DagsterInstance,
     batch_id: UUID,
     claimed: list[ClaimedCall],
-    resumed: list[ClaimedCall] | None = None,
-    selection: StageSelection | None = None,
+    resumed: list[ClaimedCall],
+    selection: StageSelection,
 ) -> list[dg.RunRequest]:
     """Add the batch's keys in one request and build the batch's run requests.
 
@@ -62,10 +62,9 @@ def plan_batch_runs(
     re-queued calls (keys that may already exist) run as a listed batch, and so do calls resuming
     after their transcription callback, with only the stages that remain.
     """
-    selection = selection or StageSelection.everything()
     fresh = [str(call.call_id) for call in claimed if call.attempt == 1]
     again = [str(call.call_id) for call in claimed if call.attempt > 1]
-    resuming = [str(call.call_id) for call in resumed or []]
+    resuming = [str(call.call_id) for call in resumed]
     if fresh or again or resuming:
         # One statement: Dagster skips the keys that exist already, and the fresh keys stay contiguous.
         instance.add_dynamic_partitions(CALLS_PARTITIONS, fresh + again + resuming)
