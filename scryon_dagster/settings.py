@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     scryon_audio_denoise_nr_db: float = Field(12, ge=0)
     scryon_audio_denoise_noise_floor_db: float = -25
     scryon_audio_preprocessing_timeout_seconds: float = Field(60, gt=0)
+    scryon_audio_preprocessing_processes: int | None = Field(None, gt=0)
+    """ffmpeg processes at once per run worker; unset means the machine's CPU count."""
     max_file_size: int = Field(MAX_FILE_SIZE_DEFAULT, gt=0)
 
     # --- LLM ----------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 import subprocess
+import threading
 import wave
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -136,11 +137,18 @@ class AudioPreprocessor:
         denoise_nr_db: float = 12,
         denoise_noise_floor_db: float = -25,
         timeout_seconds: float = 60,
+        max_processes: int = 2,
     ) -> None:
         if timeout_seconds <= 0:
             raise ValueError("timeout_seconds must be positive")
+        if max_processes < 1:
+            raise ValueError("max_processes must be at least 1")
         self.ffmpeg_path = ffmpeg_path
         self.timeout_seconds = timeout_seconds
+        # ffmpeg is CPU-bound: a batch's 32 calls at once on two cores made every run ~30x slower and
+        # pushed some past the timeout (original audio used). Callers queue here; the timeout counts
+        # from ffmpeg's start.
+        self._processes = threading.BoundedSemaphore(max_processes)
         resample = f"aresample={OUTPUT_SAMPLE_RATE_HZ},aformat=channel_layouts=mono"
         transcription_steps = [resample]
         if highpass_hz > 0:
@@ -161,6 +169,7 @@ class AudioPreprocessor:
             denoise_nr_db=settings.scryon_audio_denoise_nr_db,
             denoise_noise_floor_db=settings.scryon_audio_denoise_noise_floor_db,
             timeout_seconds=settings.scryon_audio_preprocessing_timeout_seconds,
+            max_processes=settings.scryon_audio_preprocessing_processes or os.cpu_count() or 1,
         )
 
     def preprocess(self, audio: bytes, *, diarization_variant: bool = True) -> PreprocessedAudio:
@@ -227,14 +236,15 @@ class AudioPreprocessor:
         if self.ffmpeg_path is None:
             raise _FfmpegError(PreprocessingFailure.FFMPEG_UNAVAILABLE)
         try:
-            completed = subprocess.run(
-                [self.ffmpeg_path, *_FFMPEG_BASE_ARGS, *args],
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                pass_fds=tuple(pass_fds),
-                timeout=self.timeout_seconds,
-                check=False,
-            )
+            with self._processes:
+                completed = subprocess.run(
+                    [self.ffmpeg_path, *_FFMPEG_BASE_ARGS, *args],
+                    stdin=subprocess.DEVNULL,
+                    capture_output=True,
+                    pass_fds=tuple(pass_fds),
+                    timeout=self.timeout_seconds,
+                    check=False,
+                )
         except subprocess.TimeoutExpired:
             raise _FfmpegError(PreprocessingFailure.TIMEOUT) from None
         except OSError:

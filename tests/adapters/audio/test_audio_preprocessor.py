@@ -11,6 +11,7 @@ import stat
 import struct
 import subprocess
 import wave
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -305,3 +306,23 @@ def test_resolve_ffmpeg_gives_none_when_there_is_no_ffmpeg(monkeypatch: pytest.M
 def test_a_non_positive_timeout_is_refused() -> None:
     with pytest.raises(ValueError, match="timeout"):
         AudioPreprocessor(FFMPEG, timeout_seconds=0)
+
+
+def test_a_non_positive_process_limit_is_refused() -> None:
+    with pytest.raises(ValueError, match="max_processes"):
+        AudioPreprocessor(FFMPEG, max_processes=0)
+
+
+def test_no_more_ffmpeg_processes_run_at_once_than_allowed(tmp_path: Path, call_wav: bytes) -> None:
+    journal = tmp_path / "journal"
+    slow = tmp_path / "ffmpeg"
+    slow.write_text(f"#!/bin/sh\necho start >> {journal}\nsleep 0.2\necho end >> {journal}\nexit 1\n")
+    slow.chmod(slow.stat().st_mode | stat.S_IXUSR)
+    preprocessor = AudioPreprocessor(str(slow), max_processes=1, timeout_seconds=0.5)
+
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda _: preprocessor.preprocess(call_wav), range(3)))
+
+    # each waited its turn: none timed out although three 0.2-s runs take 0.6 s in all
+    assert [result.failure for result in results] == [PreprocessingFailure.FFMPEG_FAILED] * 3
+    assert journal.read_text().split() == ["start", "end"] * 3
