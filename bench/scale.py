@@ -145,7 +145,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--queued", type=int, default=100_000)
     parser.add_argument("--ticks", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=100, help="SCRYON_SENSOR_BATCH_SIZE")
+    parser.add_argument("--batch-size", type=int, default=500, help="SCRYON_SENSOR_BATCH_SIZE")
     parser.add_argument("--keys", default="10000,100000", help="existing partition key counts to measure at")
     parser.add_argument("--storages", default="sqlite,postgres")
     parser.add_argument("--skip-sensor", action="store_true")
