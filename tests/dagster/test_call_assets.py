@@ -70,9 +70,11 @@ def test_definitions_load() -> None:
     assert serialize_value(RepositorySnap.from_def(repository))
 
 
+@pytest.mark.parametrize("instance_fixture", ["instance", "pooled_instance"])  # SQLite, production's storage
 def test_ranged_run_materializes_each_succeeded_call_and_fails_only_the_failed_ones(
-    instance: dg.DagsterInstance,
+    instance_fixture: str, request: pytest.FixtureRequest
 ) -> None:
+    instance: dg.DagsterInstance = request.getfixturevalue(instance_fixture)
     keys = _keys(instance, 4)
     job = _job("process_calls", failing=[keys[1]])
 
@@ -89,9 +91,9 @@ def test_ranged_run_materializes_each_succeeded_call_and_fails_only_the_failed_o
     assert not result.success
     for asset in ALL_ASSETS:
         assert instance.get_materialized_partitions(dg.AssetKey(asset)) == {keys[0], keys[2], keys[3]}
-    status = instance.get_status_by_partition(dg.AssetKey("raw_transcript"), keys, calls_partitions)
-    assert status is not None
-    assert str(status[keys[1]]).endswith("FAILED")
+        status = instance.get_status_by_partition(dg.AssetKey(asset), keys, calls_partitions)
+        assert status is not None
+        assert str(status[keys[1]]).endswith("FAILED")
 
 
 def test_subset_selection_only_rederives_normalization_and_analysis(instance: dg.DagsterInstance) -> None:

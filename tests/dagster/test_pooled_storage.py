@@ -1,38 +1,16 @@
-"""Dagster's storage as production configures it (PooledPostgresStorage) on a real PostgreSQL: runs
-created with per-call planned events written as one batch still show exactly the failed calls as failed."""
+"""Dagster's storage as production configures it (PooledPostgresStorage) on a real PostgreSQL: planned
+events and materializations written in batches leave the same records single writes would (that failed
+calls still show as failed is tested with the other storages in test_call_assets.py)."""
 
 from __future__ import annotations
-
-from collections.abc import Iterator
-from uuid import uuid4
 
 import dagster as dg
 import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from scryon_dagster.assets.calls import MATERIALIZATION_FLUSH_CALLS
-from scryon_dagster.dagster_storage import EVENT_BATCH_SIZE_VARIABLE, PooledPostgresEventLogStorage
-from scryon_dagster.partitions import BATCH_TAG, calls_partitions
+from scryon_dagster.dagster_storage import PooledPostgresEventLogStorage
 from tests.dagster.test_call_assets import ALL_ASSETS, _job, _keys
-from tests.fixtures.postgres import create_database, drop_database
-
-
-@pytest.fixture
-def pooled_instance(postgres_server_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dg.DagsterInstance]:
-    monkeypatch.delenv(EVENT_BATCH_SIZE_VARIABLE, raising=False)
-    url = create_database(postgres_server_url, "scryon_dagster_pooled")
-    storage = {
-        "custom": {
-            "module": "scryon_dagster.dagster_storage",
-            "class": "PooledPostgresStorage",
-            "config": {"postgres_url": url.replace("postgresql://", "postgresql+psycopg2://", 1)},
-        }
-    }
-    try:
-        with dg.instance_for_test(overrides={"storage": storage}) as instance:
-            yield instance
-    finally:
-        drop_database(postgres_server_url, url)
 
 
 def _planned_events(instance: dg.DagsterInstance, run_id: str) -> list[dg.EventLogEntry]:
@@ -105,27 +83,6 @@ def test_materializations_reach_storage_in_batches_one_per_asset(
         assert latest is not None
         assert latest.dagster_event is not None
         assert latest.dagster_event.partition == keys[-1]
-
-
-def test_a_failed_call_shows_failed_and_its_neighbours_materialized(pooled_instance: dg.DagsterInstance) -> None:
-    keys = _keys(pooled_instance, 4)
-
-    result = _job("process_calls", failing=[keys[1]]).execute_in_process(
-        instance=pooled_instance,
-        tags={
-            ASSET_PARTITION_RANGE_START_TAG: keys[0],
-            ASSET_PARTITION_RANGE_END_TAG: keys[-1],
-            BATCH_TAG: str(uuid4()),
-        },
-        raise_on_error=False,
-    )
-
-    assert not result.success
-    for asset in ALL_ASSETS:
-        assert pooled_instance.get_materialized_partitions(dg.AssetKey(asset)) == {keys[0], keys[2], keys[3]}
-        status = pooled_instance.get_status_by_partition(dg.AssetKey(asset), keys, calls_partitions)
-        assert status is not None
-        assert str(status[keys[1]]).endswith("FAILED")
 
 
 def test_connections_are_kept_between_statements(pooled_instance: dg.DagsterInstance) -> None:
