@@ -32,7 +32,8 @@ _DEPS: dict[PipelineAsset, list[PipelineAsset]] = {
 }
 # A bump shows every normalized transcript (and what derives from it) as stale in the UI.
 _CODE_VERSIONS = {PipelineAsset.NORMALIZED_TRANSCRIPT: f"normalization-v{NORMALIZATION_VERSION}"}
-# How long a succeeded call may wait before its materializations reach Dagster, in calls and seconds.
+# When waiting materializations are handed to Dagster: after this many calls, or once this much time has
+# passed since the oldest (checked as calls finish).
 MATERIALIZATION_FLUSH_CALLS = 25
 MATERIALIZATION_FLUSH_SECONDS = 1.0
 
@@ -71,7 +72,8 @@ class BatchTally:
 
 class MaterializationLog:
     """Per-(asset, call) materializations, handed to Dagster in batches: one per asset, every
-    ``MATERIALIZATION_FLUSH_CALLS`` calls or ``MATERIALIZATION_FLUSH_SECONDS`` seconds, and at the end.
+    ``MATERIALIZATION_FLUSH_CALLS`` calls, when a call finishes ``MATERIALIZATION_FLUSH_SECONDS`` or more
+    after the oldest waiting one, and at the end.
 
     ``context.log_event`` stores each event on its own (two statements, ~6 ms each on PostgreSQL, three
     events per call). Dagster batches the events it creates for a partitioned output the same way; with
