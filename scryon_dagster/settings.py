@@ -23,6 +23,11 @@ class StorageProvider(StrEnum):
     S3 = "s3"
 
 
+class VoiceEmbeddingProvider(StrEnum):
+    # the voice match compares pyannoteAI voiceprints; no other provider is wired in
+    PYANNOTE = "pyannote"
+
+
 class SettingsError(ValueError):
     """A configuration value is missing or malformed; the message names the variable."""
 
@@ -62,7 +67,7 @@ class Settings(BaseSettings):
 
     # --- voice embedding ----------------------------------------------------------------------
     scryon_voice_embedding_enabled: bool = False
-    scryon_voice_embedding_provider: str = "pyannote"
+    scryon_voice_embedding_provider: VoiceEmbeddingProvider = VoiceEmbeddingProvider.PYANNOTE
     scryon_voice_embedding_high_threshold: float = Field(0.85, ge=0, le=1)
     scryon_voice_embedding_medium_threshold: float = Field(0.75, ge=0, le=1)
 

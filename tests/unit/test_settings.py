@@ -36,6 +36,7 @@ def test_reference_defaults() -> None:
         ("OBJECT_STORAGE_PROVIDER", "ftp"),
         ("LEMONFOX_TIMEOUT_SECONDS", "-1"),
         ("PYANNOTE_ENABLED", "maybe"),
+        ("SCRYON_VOICE_EMBEDDING_PROVIDER", "openai"),
     ],
 )
 def test_a_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
