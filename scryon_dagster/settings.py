@@ -126,6 +126,8 @@ class Settings(BaseSettings):
     """How long an idle QUEUED tick keeps polling (every 0.25 s) for a newly queued call."""
     scryon_sensor_batch_size: int = Field(500, gt=0, le=1000)
     scryon_batch_parallel_calls: int = Field(32, gt=0, le=256)
+    scryon_max_unstarted_pickups: int = Field(5, gt=0, le=100)
+    """Claims in a row whose run never starts a call before that call fails (launch_failed)."""
     scryon_event_retention_days: int = Field(30, gt=0)
 
     # --- security and privacy -----------------------------------------------------------------

@@ -104,4 +104,5 @@ class ErrorCode(StrEnum):
     MANUAL_SWEEP = "manual_sweep"
     CALLBACK_TIMEOUT = "callback_timeout"
     RUN_CRASHED = "run_crashed"
+    LAUNCH_FAILED = "launch_failed"
     INTERNAL_ERROR = "internal_error"

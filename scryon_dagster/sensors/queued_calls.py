@@ -2,8 +2,10 @@
 
 Claims are atomic in Postgres (SKIP LOCKED), so concurrent ticks never launch a call twice; run keys
 carry the batch id, so a re-queued call always runs again; a claim whose run never started is
-released after a grace period, so no call is stranded by a launch problem. Calls whose Lemonfox
-callback has been delivered are picked up the same way and resume from normalization.
+released after a grace period, so no call is stranded by a launch problem — up to
+SCRYON_MAX_UNSTARTED_PICKUPS claims in a row, after which the call fails (launch_failed) instead of
+looping. Calls whose Lemonfox callback has been delivered are picked up the same way and resume from
+normalization.
 """
 
 import time
@@ -14,7 +16,7 @@ import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from scryon_dagster.adapters.db.callback_queries import CallbackQueries
-from scryon_dagster.adapters.db.records import ClaimedCall
+from scryon_dagster.adapters.db.records import ClaimedCall, ClaimRelease
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.domain.calls import CallStatus, ErrorCode
 from scryon_dagster.domain.flags import EffectiveFlags
@@ -28,7 +30,7 @@ from scryon_dagster.partitions import BATCH_TAG, CALLS_PARTITIONS, RUN_KIND_TAG
 from scryon_dagster.pipeline.callbacks import RESUME_SELECTION
 from scryon_dagster.pipeline.outcomes import StageSelection
 from scryon_dagster.resources import CallDatabaseResource, SettingsResource
-from scryon_dagster.settings import load_settings
+from scryon_dagster.settings import Settings, load_settings
 
 # How long a claimed batch may wait for its run to exist before the claim is given back.
 CLAIM_GRACE = timedelta(seconds=90)
@@ -36,17 +38,30 @@ CLAIM_GRACE = timedelta(seconds=90)
 IDLE_POLL_SECONDS = 0.25
 
 
-def release_stranded_claims(instance: dg.DagsterInstance, db: CallDatabase, now: datetime) -> int:
+def release_unstarted(db: CallDatabase, batch_id: UUID, settings: Settings) -> ClaimRelease:
+    """Give the batch's calls that its run never started back to the pickup (or fail them, once
+    they have used their last pickup)."""
+    return db.release_claim(
+        batch_id,
+        max_unstarted_pickups=settings.scryon_max_unstarted_pickups,
+        error_reason=ErrorCode.LAUNCH_FAILED,
+    )
+
+
+def release_stranded_claims(
+    instance: dg.DagsterInstance, db: CallDatabase, settings: Settings, now: datetime
+) -> ClaimRelease:
     """Give back QUEUED (and delivered-callback) calls whose batch has no run, or only finished runs
     that never started them."""
     callbacks = CallbackQueries(db)
-    released = 0
+    released = failed = 0
     stranded = {*db.queued_claims_older_than(now - CLAIM_GRACE), *callbacks.resume_claims_older_than(now - CLAIM_GRACE)}
     for batch_id in stranded:
         runs = instance.get_runs(filters=dg.RunsFilter(tags={BATCH_TAG: str(batch_id)}))
         if all(run.is_finished for run in runs):
-            released += db.release_claim(batch_id) + callbacks.release_resume_claim(batch_id)
-    return released
+            release = release_unstarted(db, batch_id, settings)
+            released, failed = released + release.released, failed + release.failed
+    return ClaimRelease(released=released, failed=failed)
 
 
 def plan_batch_runs(
@@ -121,38 +136,37 @@ def queued_calls_sensor(
 ) -> dg.SensorResult | dg.SkipReason:
     db = database.db
     settings = config.settings
-    released = release_stranded_claims(context.instance, db, datetime.now(UTC))
+    stranded = release_stranded_claims(context.instance, db, settings, datetime.now(UTC))
     flags = EffectiveFlags.resolve(settings.flag_defaults, db.get_feature_flags())
     selection = StageSelection.for_new_calls(diarization=flags.diarization and settings.pyannote_api_key is not None)
     # The daemon starts a tick at most every 5 s: an idle tick keeps looking for a while, so that a call
     # queued between ticks is picked up within a poll instead of waiting for the next tick.
     deadline = time.monotonic() + settings.scryon_queued_sensor_wait_seconds
-    requests = claim_batch(context, db, settings.scryon_sensor_batch_size, selection)
+    requests = claim_batch(context, db, settings, selection)
     while not requests and time.monotonic() + IDLE_POLL_SECONDS < deadline:
         time.sleep(IDLE_POLL_SECONDS)
-        requests = claim_batch(context, db, settings.scryon_sensor_batch_size, selection)
+        requests = claim_batch(context, db, settings, selection)
+    stranded_note = f"{stranded.released} stranded claims released, {stranded.failed} calls failed (launch_failed)"
     if not requests:
-        return dg.SkipReason(f"no QUEUED calls (released {released} stranded claims)")
-    if released:
-        context.log.info(f"{released} stranded claims released")
+        return dg.SkipReason(f"no QUEUED calls ({stranded_note})")
+    if stranded.released or stranded.failed:
+        context.log.info(stranded_note)
     return dg.SensorResult(run_requests=requests)
 
 
 def claim_batch(
-    context: dg.SensorEvaluationContext, db: CallDatabase, batch_size: int, selection: StageSelection
+    context: dg.SensorEvaluationContext, db: CallDatabase, settings: Settings, selection: StageSelection
 ) -> list[dg.RunRequest]:
     """Claim one batch (QUEUED calls and delivered callbacks) and plan its runs; no claim, no runs."""
-    callbacks = CallbackQueries(db)
     batch_id = uuid4()
-    claimed = db.claim_queued(batch_id, batch_size)
-    resumed = callbacks.claim_received(batch_id, batch_size)
+    claimed = db.claim_queued(batch_id, settings.scryon_sensor_batch_size)
+    resumed = CallbackQueries(db).claim_received(batch_id, settings.scryon_sensor_batch_size)
     if not claimed and not resumed:
         return []
     try:
         requests = plan_batch_runs(context.instance, batch_id, claimed, resumed, selection)
     except Exception:
-        db.release_claim(batch_id)
-        callbacks.release_resume_claim(batch_id)
+        release_unstarted(db, batch_id, settings)
         raise
     context.log.info(f"batch {batch_id}: {len(claimed)} calls claimed, {len(resumed)} resuming after their callback")
     return requests
@@ -164,24 +178,29 @@ def claim_batch(
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
         "Safety net for killed run workers: calls left mid-flight by a failed run become FAILED "
-        "(run_crashed); calls it never started go back to the queue."
+        "(run_crashed); calls it never started go back to the queue (launch_failed after too many tries)."
     ),
 )
-def crashed_batch_sensor(context: dg.RunFailureSensorContext, database: CallDatabaseResource) -> None:
+def crashed_batch_sensor(
+    context: dg.RunFailureSensorContext, database: CallDatabaseResource, config: SettingsResource
+) -> None:
     run = context.dagster_run
     batch_id = UUID(run.tags.get(BATCH_TAG) or run.run_id)
-    failed, released = recover_crashed_batch(database.db, batch_id)
-    context.log.info(f"batch {batch_id}: {failed} mid-flight calls failed, {released} unstarted calls re-queued")
+    crashed, unstarted = recover_crashed_batch(database.db, batch_id, config.settings)
+    context.log.info(
+        f"batch {batch_id}: {crashed} mid-flight calls failed, {unstarted.released} unstarted calls re-queued, "
+        f"{unstarted.failed} failed (launch_failed)"
+    )
 
 
-def recover_crashed_batch(db: CallDatabase, batch_id: UUID) -> tuple[int, int]:
+def recover_crashed_batch(db: CallDatabase, batch_id: UUID, settings: Settings) -> tuple[int, ClaimRelease]:
     """Fail the batch's calls still mid-flight in this attempt; give its never-started calls back.
 
     Calls that finished, or were re-queued or taken by another batch since, are left alone."""
-    failed = 0
+    crashed = 0
     for call in db.calls_in_batch(batch_id):
         if call.status in (CallStatus.TRANSCRIBING, CallStatus.ANALYZING):
-            failed += db.transition(
+            crashed += db.transition(
                 call.id, call.status, CallStatus.FAILED, error_reason=ErrorCode.RUN_CRASHED, attempt=call.attempt
             )
-    return failed, db.release_claim(batch_id)
+    return crashed, release_unstarted(db, batch_id, settings)

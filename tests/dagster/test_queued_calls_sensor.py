@@ -12,12 +12,13 @@ import psycopg
 import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from scryon_dagster.adapters.db.records import NewCall
+from scryon_dagster.adapters.db.records import ClaimRelease, NewCall
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.domain.calls import CallStatus
 from scryon_dagster.partitions import BATCH_TAG, calls_partitions
 from scryon_dagster.resources import CallDatabaseResource, SettingsResource
 from scryon_dagster.sensors.queued_calls import queued_calls_sensor, recover_crashed_batch
+from scryon_dagster.settings import load_settings
 
 
 @pytest.fixture
@@ -242,6 +243,30 @@ def test_a_claim_whose_run_never_started_is_released_and_picked_up_again(
     assert (call.status, call.attempt) == (CallStatus.QUEUED, 2)
 
 
+def test_a_call_whose_runs_never_start_fails_after_its_last_pickup_instead_of_looping(
+    db: CallDatabase,
+    instance: dg.DagsterInstance,
+    resources: dict[str, dg.ConfigurableResource],
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SCRYON_MAX_UNSTARTED_PICKUPS", "2")
+    (call_id,) = _queue(db, 1)
+    for _ in range(2):
+        assert len(_tick(instance, resources)) == 1  # claimed; its run never exists
+        with psycopg.connect(database_url) as conn:
+            conn.execute("UPDATE call_records SET claimed_at = claimed_at - interval '10 minutes'")
+
+    with dg.build_sensor_context(instance=instance, resources=resources) as context:
+        result = queued_calls_sensor(context)
+
+    assert isinstance(result, dg.SkipReason)
+    assert "1 calls failed (launch_failed)" in (result.skip_message or "")
+    call = db.get_call(call_id)
+    assert call is not None
+    assert (call.status, call.error_reason) == (CallStatus.FAILED, "launch_failed")
+
+
 def test_a_crashed_batch_fails_its_mid_flight_calls_and_requeues_the_unstarted_ones(
     db: CallDatabase, instance: dg.DagsterInstance, resources: dict[str, dg.ConfigurableResource]
 ) -> None:
@@ -251,10 +276,12 @@ def test_a_crashed_batch_fails_its_mid_flight_calls_and_requeues_the_unstarted_o
     db.begin_processing([mid_flight, finished], batch_id=batch)
     db.transition(finished, CallStatus.TRANSCRIBING, CallStatus.COMPLETED)
 
-    assert recover_crashed_batch(db, batch) == (1, 1)
+    settings = load_settings()
+    assert recover_crashed_batch(db, batch, settings) == (1, ClaimRelease(released=1, failed=0))
 
     calls = db.get_calls([mid_flight, finished, never_started])
     assert (calls[mid_flight].status, calls[mid_flight].error_reason) == (CallStatus.FAILED, "run_crashed")
     assert calls[finished].status is CallStatus.COMPLETED
     assert (calls[never_started].status, calls[never_started].claim_id) == (CallStatus.QUEUED, None)
-    assert recover_crashed_batch(db, batch) == (0, 0)  # a second failure event changes nothing
+    # a second failure event changes nothing
+    assert recover_crashed_batch(db, batch, settings) == (0, ClaimRelease(released=0, failed=0))

@@ -201,15 +201,6 @@ class CallbackQueries:
         )
         return [row["claim_id"] for row in rows]
 
-    def release_resume_claim(self, batch_id: UUID) -> int:
-        """Give a batch's delivered calls back to the resume pickup (its run never started them)."""
-        rows = self._db.query(
-            "UPDATE call_records SET claim_id = NULL, claimed_at = NULL "
-            "WHERE claim_id = %s AND callback_state = 'RECEIVED' AND status = 'TRANSCRIBING' RETURNING id",
-            (batch_id,),
-        )
-        return len(rows)
-
     # --- deliveries that never come ---------------------------------------------------------
     def calls_awaiting_callback_since(self, before: datetime) -> list[AwaitingCallback]:
         """Calls still waiting for a callback requested before ``before``, oldest first."""

@@ -73,6 +73,15 @@ class ClaimedCall:
 
 
 @dataclass(frozen=True)
+class ClaimRelease:
+    """What giving back a batch's unstarted calls did: how many went back to the pickup, and how many
+    had used their last pickup and failed instead."""
+
+    released: int
+    failed: int
+
+
+@dataclass(frozen=True)
 class VoiceProfile:
     user_id: UUID
     provider: str

@@ -18,6 +18,7 @@ from scryon_dagster.adapters.db.records import (
     ArtifactRecord,
     CallRecord,
     ClaimedCall,
+    ClaimRelease,
     LlmUsage,
     NewCall,
     ProcessingEvent,
@@ -295,14 +296,45 @@ class CallDatabase:
         rows.sort(key=lambda row: (row["created_at"], row["id"]))
         return [ClaimedCall(call_id=row["id"], user_id=row["user_id"], attempt=row["attempt"]) for row in rows]
 
-    def release_claim(self, batch_id: UUID) -> int:
-        """Give the still-QUEUED calls of a batch back to the pickup (its run never started)."""
+    def release_claim(self, batch_id: UUID, *, max_unstarted_pickups: int, error_reason: str) -> ClaimRelease:
+        """Give a batch's calls that its run never started back to their pickup: QUEUED calls, and
+        delivered callbacks waiting to resume.
+
+        A call that reaches ``max_unstarted_pickups`` claims in a row without starting becomes FAILED
+        with ``error_reason`` instead (with its event row), so a run that never starts cannot hold a
+        call in a claim-and-release loop.
+        """
         rows = self.query(
-            "UPDATE call_records SET claim_id = NULL, claimed_at = NULL "
-            "WHERE claim_id = %s AND status = 'QUEUED' RETURNING id",
-            (batch_id,),
+            """
+            WITH unstarted AS (
+                SELECT id, unstarted_pickups + 1 >= %(limit)s AS exhausted FROM call_records
+                WHERE claim_id = %(batch)s
+                  AND (status = 'QUEUED' OR (status = 'TRANSCRIBING' AND callback_state = 'RECEIVED'))
+                FOR UPDATE
+            ), released AS (
+                UPDATE call_records call SET claim_id = NULL, claimed_at = NULL,
+                                             unstarted_pickups = call.unstarted_pickups + 1
+                FROM unstarted WHERE call.id = unstarted.id AND NOT unstarted.exhausted
+                RETURNING call.id
+            ), failed AS (
+                UPDATE call_records call SET status = 'FAILED', error_reason = %(error_reason)s
+                FROM unstarted WHERE call.id = unstarted.id AND unstarted.exhausted
+                RETURNING call.id, call.user_id
+            ), events AS (
+                INSERT INTO call_processing_events (call_id, user_id, stage, status, error_code, error_message)
+                SELECT id, user_id, %(stage)s, %(event_status)s, %(error_reason)s, 'status -> FAILED' FROM failed
+            )
+            SELECT (SELECT count(*) FROM released) AS released, (SELECT count(*) FROM failed) AS failed
+            """,
+            {
+                "batch": batch_id,
+                "limit": max_unstarted_pickups,
+                "error_reason": error_reason,
+                "stage": Stage.STATUS.value,
+                "event_status": EventStatus.FAILED.value,
+            },
         )
-        return len(rows)
+        return ClaimRelease(released=int(rows[0]["released"]), failed=int(rows[0]["failed"]))
 
     def queued_claims_older_than(self, claimed_before: datetime) -> list[UUID]:
         """Batch ids holding QUEUED calls claimed before the given time (candidates for release)."""

@@ -7,7 +7,8 @@ from uuid import UUID, uuid4
 import psycopg
 import pytest
 
-from scryon_dagster.adapters.db.records import NewCall, ProcessingEvent
+from scryon_dagster.adapters.db.callback_queries import CallbackQueries
+from scryon_dagster.adapters.db.records import ClaimRelease, NewCall, ProcessingEvent
 from scryon_dagster.adapters.db.repository import (
     CallDatabase,
     DatabaseUnavailableError,
@@ -167,6 +168,10 @@ def test_requeue_releases_the_claim_even_through_plain_sql(db: CallDatabase, dat
     assert again.attempt == 2
 
 
+def _release(db: CallDatabase, batch: UUID, limit: int = 3) -> ClaimRelease:
+    return db.release_claim(batch, max_unstarted_pickups=limit, error_reason="launch_failed")
+
+
 def test_release_claim_returns_queued_calls_to_the_pickup(db: CallDatabase) -> None:
     ids = [_queue_call(db) for _ in range(3)]
     batch = uuid4()
@@ -174,9 +179,70 @@ def test_release_claim_returns_queued_calls_to_the_pickup(db: CallDatabase) -> N
     db.transition(ids[0], CallStatus.QUEUED, CallStatus.TRANSCRIBING)
 
     assert db.queued_claims_older_than(datetime.now(UTC) + timedelta(seconds=1)) == [batch]
-    assert db.release_claim(batch) == 2
+    assert _release(db, batch) == ClaimRelease(released=2, failed=0)
 
     assert {c.call_id for c in db.claim_queued(uuid4(), 10)} == set(ids[1:])
+
+
+def test_a_call_never_started_by_its_last_allowed_pickup_fails_with_an_event(db: CallDatabase) -> None:
+    call_id = _queue_call(db)
+    for _ in range(2):
+        batch = uuid4()
+        db.claim_queued(batch, 10)
+        assert _release(db, batch) == ClaimRelease(released=1, failed=0)
+    batch = uuid4()
+    db.claim_queued(batch, 10)
+
+    assert _release(db, batch) == ClaimRelease(released=0, failed=1)
+
+    call = db.get_call(call_id)
+    assert call is not None
+    assert (call.status, call.error_reason) == (CallStatus.FAILED, "launch_failed")
+    assert db.claim_queued(uuid4(), 10) == []
+    last = db.list_events(call_id)[-1]
+    assert (last.stage, last.status, last.error_code) == ("STATUS", "FAILED", "launch_failed")
+
+
+def test_starting_or_requeueing_a_call_restarts_its_pickup_count(db: CallDatabase, database_url: str) -> None:
+    call_id = _queue_call(db)
+    batch = uuid4()
+    db.claim_queued(batch, 10)
+    _release(db, batch, limit=2)  # one pickup left
+    batch = uuid4()
+    db.claim_queued(batch, 10)
+    db.transition(call_id, CallStatus.QUEUED, CallStatus.TRANSCRIBING)  # started: the count restarts
+    db.transition(call_id, CallStatus.TRANSCRIBING, CallStatus.FAILED, error_reason="transcription_timeout")
+    with psycopg.connect(database_url) as conn:  # the runbook's re-queue
+        conn.execute("UPDATE call_records SET status = 'QUEUED', error_reason = NULL WHERE id = %s", (call_id,))
+
+    batch = uuid4()
+    db.claim_queued(batch, 10)
+    assert _release(db, batch, limit=2) == ClaimRelease(released=1, failed=0)
+
+
+def test_a_delivered_callback_never_resumed_goes_back_and_fails_at_the_limit(
+    db: CallDatabase, database_url: str
+) -> None:
+    call_id = _queue_call(db)
+    db.claim_queued(uuid4(), 10)
+    db.transition(call_id, CallStatus.QUEUED, CallStatus.TRANSCRIBING)
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "UPDATE call_records SET callback_state = 'RECEIVED', callback_received_at = now(), claim_id = NULL "
+            "WHERE id = %s",
+            (call_id,),
+        )
+    callbacks = CallbackQueries(db)
+    batch = uuid4()
+    assert [c.call_id for c in callbacks.claim_received(batch, 10)] == [call_id]
+    assert _release(db, batch, limit=2) == ClaimRelease(released=1, failed=0)
+    batch = uuid4()
+    assert [c.call_id for c in callbacks.claim_received(batch, 10)] == [call_id]
+
+    assert _release(db, batch, limit=2) == ClaimRelease(released=0, failed=1)
+    call = db.get_call(call_id)
+    assert call is not None
+    assert (call.status, call.error_reason) == (CallStatus.FAILED, "launch_failed")
 
 
 def test_upsert_artifact_replaces_in_place(db: CallDatabase) -> None:
