@@ -13,18 +13,30 @@ partition status cache) and warm (median of 3):
 * ``one_page_of_keys``: 100 keys (``partitionKeysByDimension(startIdx, endIdx)``), what a paged list needs.
 
 Response sizes are reported too: the health answer carries every key.
+
+Then, when a Chromium is at hand (``--browser``, default: ``chromium`` on PATH; Debian's package
+``chromium``), the page itself in headless Chromium (Playwright), cold (a fresh browser on a fresh
+webserver) and warm (a reload):
+
+* ``page_ready_s``: from navigation to the page showing the key count and the status counts
+  ("100,000 Partitions Selected", "Materialized (20,000)");
+* ``filter_s``: typing a key into the page's name filter until the list shows that key alone;
+* ``js_heap_mb``: the page's JavaScript heap once ready.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +55,7 @@ from _harness import (
 )
 from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
 from dagster._core.events.log import EventLogEntry
+from playwright.sync_api import Page, sync_playwright
 
 from scryon_dagster.adapters.db.migrate import upgrade_to_head
 from scryon_dagster.partitions import CALLS_PARTITIONS
@@ -51,6 +64,12 @@ ASSET = "analysis"
 GROW_CHUNK = 10_000
 EVENT_CHUNK = 1_000
 WARM_REPEATS = 3
+PAGE_TIMEOUT_MS = 300_000
+# True once every partition key on the page (the list shows each key's first 13 characters at least) is the probe.
+ONLY_KEY_LISTED = """(key) => {
+    const shown = document.body.innerText.match(/\\b[0-9a-f]{8}-[0-9a-f]{4}/g) || [];
+    return shown.length > 0 && shown.every((prefix) => key.startsWith(prefix));
+}"""
 
 QUERIES = {
     "partition_health": """
@@ -72,6 +91,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--keys", default="10000,100000", help="comma-separated key counts, ascending")
     parser.add_argument("--materialized", type=float, default=0.2, help="share of keys with a materialization")
     parser.add_argument("--server-url", default=DEFAULT_SERVER_URL)
+    parser.add_argument(
+        "--browser",
+        default=shutil.which("chromium"),
+        help="Chromium executable for the page measurements (default: chromium on PATH; none: GraphQL only)",
+    )
     return parser.parse_args()
 
 
@@ -133,14 +157,62 @@ def webserver(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("dagster-webserver did not come up")
 
 
-def measure(env: dict[str, str]) -> dict[str, Any]:
+def measure_queries(url: str) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for name, query in QUERIES.items():
+        cold, size = ask(url, query)
+        warm = [ask(url, query)[0] for _ in range(WARM_REPEATS)]
+        result[name] = {"cold_s": round(cold, 3), "warm_s": round(statistics.median(warm), 3), "bytes": size}
+    return result
+
+
+def count_pattern(count: int) -> str:
+    """The UI writes some counts with thousands separators and some without."""
+    return f"({count:,}|{count})"
+
+
+def page_ready(page: Page, keys: int, materialized: int, load: Callable[[], object]) -> float:
+    """Seconds from ``load()`` until the partitions page shows the key count and the status counts."""
+    started = time.monotonic()
+    load()
+    page.get_by_text(re.compile(rf"^{count_pattern(keys)} Partitions Selected$")).wait_for(timeout=PAGE_TIMEOUT_MS)
+    page.get_by_text(re.compile(rf"^Materialized \({count_pattern(materialized)}\)$")).wait_for(timeout=PAGE_TIMEOUT_MS)
+    return time.monotonic() - started
+
+
+def measure_page(browser_path: str, base_url: str, keys: int, materialized: int, probe_key: str) -> dict[str, Any]:
+    url = f"{base_url}/assets/{ASSET}?view=partitions"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=browser_path, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            cold = page_ready(page, keys, materialized, lambda: page.goto(url))
+            warm = page_ready(page, keys, materialized, page.reload)
+            devtools = page.context.new_cdp_session(page)
+            devtools.send("Performance.enable")
+            metrics = {m["name"]: m["value"] for m in devtools.send("Performance.getMetrics")["metrics"]}
+            started = time.monotonic()
+            page.get_by_placeholder("Filter by name").fill(probe_key)
+            page.wait_for_function(ONLY_KEY_LISTED, arg=probe_key, timeout=PAGE_TIMEOUT_MS)
+            filtered = time.monotonic() - started
+        finally:
+            browser.close()
+    return {
+        "page_ready_cold_s": round(cold, 2),
+        "page_ready_warm_s": round(warm, 2),
+        "filter_s": round(filtered, 2),
+        "js_heap_mb": round(metrics["JSHeapUsedSize"] / 2**20),
+    }
+
+
+def measure(
+    env: dict[str, str], browser_path: str | None, keys: int, materialized: int, probe_key: str
+) -> dict[str, Any]:
     process, url = webserver(env)
     try:
-        result: dict[str, Any] = {}
-        for name, query in QUERIES.items():
-            cold, size = ask(url, query)
-            warm = [ask(url, query)[0] for _ in range(WARM_REPEATS)]
-            result[name] = {"cold_s": round(cold, 3), "warm_s": round(statistics.median(warm), 3), "bytes": size}
+        result = measure_queries(url)
+        if browser_path:
+            result["page"] = measure_page(browser_path, url.removesuffix("/graphql"), keys, materialized, probe_key)
         return result
     finally:
         stop_process_group(process)
@@ -164,17 +236,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "SCRYON_DATABASE_URL": calls_url,
         }
         os.environ.update({name: env[name] for name in ("DAGSTER_HOME", "DAGSTER_POSTGRES_URL")})
-        existing = 0
+        existing = materialized = 0
+        if not args.browser:
+            result["page"] = "not measured: no Chromium (install Debian's chromium or pass --browser)"
         with dg.DagsterInstance.from_config(str(home)) as instance:
             for size in sizes:
                 started = time.monotonic()
                 while existing < size:
                     chunk = [str(uuid.uuid4()) for _ in range(min(GROW_CHUNK, size - existing))]
                     instance.add_dynamic_partitions(CALLS_PARTITIONS, chunk)
-                    materialize(instance, chunk[: int(len(chunk) * args.materialized)])
-                    existing += len(chunk)
+                    done = chunk[: int(len(chunk) * args.materialized)]
+                    materialize(instance, done)
+                    existing, materialized = existing + len(chunk), materialized + len(done)
                 seeded = time.monotonic() - started
-                result["sizes"][str(size)] = {"seeding_s": round(seeded, 1), **measure(env)}
+                result["sizes"][str(size)] = {
+                    "seeding_s": round(seeded, 1),
+                    **measure(env, args.browser, size, materialized, probe_key=chunk[-1]),
+                }
     return result
 
 
