@@ -54,14 +54,15 @@ def release_stranded_claims(
     """Give back QUEUED (and delivered-callback) calls whose batch has no run, or only finished runs
     that never started them."""
     callbacks = CallbackQueries(db)
-    released = failed = 0
     stranded = {*db.queued_claims_older_than(now - CLAIM_GRACE), *callbacks.resume_claims_older_than(now - CLAIM_GRACE)}
-    for batch_id in stranded:
-        runs = instance.get_runs(filters=dg.RunsFilter(tags={BATCH_TAG: str(batch_id)}))
-        if all(run.is_finished for run in runs):
-            release = release_unstarted(db, batch_id, settings)
-            released, failed = released + release.released, failed + release.failed
-    return ClaimRelease(released=released, failed=failed)
+    releases = [
+        release_unstarted(db, batch_id, settings)
+        for batch_id in stranded
+        if all(run.is_finished for run in instance.get_runs(filters=dg.RunsFilter(tags={BATCH_TAG: str(batch_id)})))
+    ]
+    return ClaimRelease(
+        released=sum(release.released for release in releases), failed=sum(release.failed for release in releases)
+    )
 
 
 def plan_batch_runs(

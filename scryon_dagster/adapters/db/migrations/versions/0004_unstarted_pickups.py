@@ -17,24 +17,17 @@ depends_on = None
 SCHEMA = """
 ALTER TABLE call_records ADD COLUMN IF NOT EXISTS unstarted_pickups integer NOT NULL DEFAULT 0;
 
--- 0002's trigger, plus: a status change starts the unstarted-pickup count again.
-CREATE OR REPLACE FUNCTION call_records_touch() RETURNS trigger AS $$
+CREATE OR REPLACE FUNCTION call_records_restart_pickup_count() RETURNS trigger AS $$
 BEGIN
-    NEW.updated_at := now();
-    IF NEW.status = 'QUEUED' AND OLD.status <> 'QUEUED' THEN
-        NEW.claim_id := NULL;
-        NEW.claimed_at := NULL;
-    END IF;
-    IF NEW.status <> OLD.status THEN
-        NEW.callback_state := NULL;
-        NEW.callback_requested_at := NULL;
-        NEW.callback_expires_at := NULL;
-        NEW.callback_received_at := NULL;
-        NEW.unstarted_pickups := 0;
-    END IF;
+    NEW.unstarted_pickups := 0;
     RETURN NEW;
 END;
 $$ LANGUAGE plpgsql;
+
+DROP TRIGGER IF EXISTS call_records_restart_pickup_count ON call_records;
+CREATE TRIGGER call_records_restart_pickup_count BEFORE UPDATE OF status ON call_records
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE FUNCTION call_records_restart_pickup_count();
 """
 
 
