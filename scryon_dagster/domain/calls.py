@@ -98,6 +98,8 @@ class ErrorCode(StrEnum):
     ANALYSIS_RATE_LIMITED = "analysis_rate_limited"
     ANALYSIS_INVALID_OUTPUT = "analysis_invalid_output"
     AUDIO_MISSING = "audio_missing"
+    STORAGE_UNAVAILABLE = "storage_unavailable"
+    DATABASE_UNAVAILABLE = "database_unavailable"
     ARTIFACT_MISSING = "artifact_missing"
     NORMALIZATION_FAILED = "normalization_failed"
     STALE_JOB = "stale_job"
