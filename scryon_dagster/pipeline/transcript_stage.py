@@ -1,20 +1,26 @@
-"""Alignment and normalization (hard), voice match and speaker naming (soft) for one call."""
+"""Alignment and normalization (hard), voice match and speaker naming (soft) for one call.
+
+The chain itself is the domain's ``build_transcript``; this module only gathers its inputs from the call,
+records each step as a stage and stores the result."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 from scryon_dagster.domain.calls import ArtifactType, ErrorCode, Stage
 from scryon_dagster.domain.transcript import NORMALIZATION_VERSION
-from scryon_dagster.domain.transcript.alignment import align
+from scryon_dagster.domain.transcript.build import build_transcript
 from scryon_dagster.domain.transcript.models import NormalizedTranscript
-from scryon_dagster.domain.transcript.naming import SpeakerContext, resolve_speakers
-from scryon_dagster.domain.transcript.normalization import Provenance, normalize
+from scryon_dagster.domain.transcript.naming import SpeakerContext
+from scryon_dagster.domain.transcript.normalization import Provenance
 from scryon_dagster.domain.transcript.voice_match import VoiceMatchResult, bucket_voice_match
 from scryon_dagster.pipeline.analysis_stage import name_speakers_with_llm
 from scryon_dagster.pipeline.outcomes import MetadataValue
-from scryon_dagster.pipeline.stages import StageFailure
+from scryon_dagster.pipeline.stages import StageFailure, StageHandle, StageLog
 
 if TYPE_CHECKING:
     from scryon_dagster.pipeline.runner import CallPipeline, CallWork
@@ -30,23 +36,25 @@ def build_normalized_transcript(
     assert raw is not None
     settings = pipeline.settings
     started = datetime.now(UTC)
-    with work.log.stage(Stage.TRANSCRIPT_ALIGNED):
-        try:
-            aligned = align(raw, work.diarization)
-        except ValueError:
-            raise StageFailure(ErrorCode.NORMALIZATION_FAILED) from None
     provenance = Provenance(
         transcription_provider="lemonfox",
         transcription_model=settings.lemonfox_model,
         diarization_provider="pyannote" if work.diarization is not None else None,
         diarization_model=settings.pyannote_model if work.diarization is not None else None,
     )
-    with work.log.stage(Stage.TRANSCRIPT_NORMALIZED):
-        try:
-            transcript = normalize(str(work.call_id), aligned, provenance=provenance, created_at=started)
-        except ValueError:
-            raise StageFailure(ErrorCode.NORMALIZATION_FAILED) from None
-    transcript = _named(pipeline, work, transcript)
+    transcript = build_transcript(
+        str(work.call_id),
+        raw,
+        work.diarization,
+        _speaker_context(work),
+        _voice_match(
+            work, settings.scryon_voice_embedding_high_threshold, settings.scryon_voice_embedding_medium_threshold
+        ),
+        provenance=provenance,
+        created_at=started,
+        name_with_llm=partial(name_speakers_with_llm, pipeline, work) if work.flags.llm_speaker_naming else None,
+        track=partial(_recorded_step, work.log),
+    )
     size = pipeline.store_artifact(
         work, ArtifactType.NORMALIZED_TRANSCRIPT_JSON, transcript.to_json_bytes(), schema_version=NORMALIZATION_VERSION
     )
@@ -64,10 +72,18 @@ def build_normalized_transcript(
     }
 
 
-def _named(pipeline: CallPipeline, work: CallWork, transcript: NormalizedTranscript) -> NormalizedTranscript:
-    """Soft: if naming fails, the transcript keeps its generic "Speaker N" labels."""
-    settings = pipeline.settings
-    context = SpeakerContext(
+@contextmanager
+def _recorded_step(log: StageLog, stage: Stage) -> Iterator[StageHandle]:
+    """One stage event per step; input the chain cannot use (a ``ValueError``) fails the call."""
+    with log.stage(stage) as handle:
+        try:
+            yield handle
+        except ValueError:
+            raise StageFailure(ErrorCode.NORMALIZATION_FAILED) from None
+
+
+def _speaker_context(work: CallWork) -> SpeakerContext:
+    return SpeakerContext(
         user_display_name=work.user.display_name if work.user else None,
         contact_name=work.call.contact_name,
         phone_number=work.call.phone_number,
@@ -75,17 +91,6 @@ def _named(pipeline: CallPipeline, work: CallWork, transcript: NormalizedTranscr
         voice_embedding_enabled=work.flags.voice_embedding,
         voice_profile_present=work.voiceprint is not None,
     )
-    voice_match = _voice_match(
-        work, settings.scryon_voice_embedding_high_threshold, settings.scryon_voice_embedding_medium_threshold
-    )
-    with work.log.stage(Stage.SPEAKER_REFINED) as stage:
-        try:
-            transcript = resolve_speakers(transcript, context, voice_match)
-        except ValueError:
-            stage.soft_failure("speaker_naming_failed")
-    if work.flags.llm_speaker_naming:
-        transcript = name_speakers_with_llm(pipeline, work, transcript)
-    return transcript
 
 
 def _voice_match(work: CallWork, high_threshold: float, medium_threshold: float) -> VoiceMatchResult:
