@@ -8,23 +8,38 @@ Base URLs for a simulator on port P: ``LEMONFOX_BASE_URL=http://127.0.0.1:P/v1``
 ``PYANNOTE_BASE_URL=http://127.0.0.1:P``, ``LLM_BASE_URL=http://127.0.0.1:P/v1``.
 
 Admin API (not part of any provider contract):
-- ``POST /_sim/faults`` ``{"provider", "fault", "times"=1 (-1 always), "match_audio_seconds"?,
-  "match_call_id"?, "retry_after_seconds"?}``; ``GET``/``DELETE /_sim/faults`` (``?provider=``).
+- ``POST /_sim/faults`` ``{"provider", "fault", "times"=1 (-1 always), "probability"=1, "match_audio_seconds"?,
+  "match_call_id"?, "retry_after_seconds"?, "delay_seconds"=5}``; ``GET``/``DELETE /_sim/faults``
+  (``?provider=``). ``probability`` (0 < p <= 1) is the share of matching requests that get the fault,
+  for as long as ``times`` lasts: each request some fault matches draws one number from a seeded
+  generator, and the matching faults, in registration order, own consecutive slices of [0, 1) as wide
+  as their probability. So ``http_500`` at 0.15 then ``http_503`` at 0.15 (both ``times: -1``) fail 15 %
+  of requests each; a fault without a probability always wins, as before.
 - ``POST /_sim/rate_limit`` ``{"provider", "per_minute"}`` (null clears): sliding 60 s window, 429 +
   ``Retry-After`` beyond it.
 - ``POST /_sim/latency`` ``{"provider", "seconds"}``: extra latency on every request of a provider.
 - ``GET``/``DELETE /_sim/stats``: request counts per provider and route, 429s, faults served,
   webhook/callback deliveries and the peak number of requests in flight per provider.
-- ``POST /_sim/reset``: clears faults, rate limits, extra latency and statistics.
+- ``GET /_sim/stats/subjects``: per subject and provider, ``requests`` and usable ``answers`` (a
+  complete transcription or completion, a diarization job's intact result served for the first time).
+  The subject is the call id a request names (pyannote media keys ``scryon-<call id>-...``, the LLM
+  prompt's ``callId``), else for a transcription ``audio:<seconds>`` (its audio's duration to the ms).
+  Benchmarks read it to find provider work paid twice. Cleared with the statistics.
+- ``POST /_sim/reset`` (optional body ``{"seed": n}``: reseeds the fault draws): clears faults, rate
+  limits, extra latency and statistics. The generator starts from the server's ``seed``.
 
-Where faults land: ``http_429`` (with ``Retry-After``, and ``retry-after-ms`` for the LLM),
-``http_500``, ``http_400``, ``http_402``, ``hang`` (no answer until the client gives up) and
-``insufficient_quota`` (LLM only) answer the next matching API request of the provider (for pyannote:
-media input, job creation or a job poll; never the presigned upload). ``malformed_json`` and
-``empty_transcript`` shape a transcription; ``job_failed``, ``job_canceled``, ``slow_poll`` (the job
-stays running for an hour) and ``malformed_json`` attach to the next pyannote job created;
-``refusal``, ``finish_length`` and ``malformed_json`` shape a chat completion. Only requests whose
-audio is known can match ``match_audio_seconds``; ``match_call_id`` matches the prompt's ``callId``.
+Where faults land: ``http_429`` (with ``Retry-After``, default 1 s, and ``retry-after-ms`` for the LLM),
+``http_500``, ``http_503`` (with ``Retry-After`` only when ``retry_after_seconds`` is given),
+``http_400``, ``http_402``, ``hang`` (no answer until the client gives up) and ``insufficient_quota``
+(LLM only) answer the next matching API request of the provider (for pyannote: media input, job
+creation or a job poll; never the presigned upload). ``slow`` holds such a request ``delay_seconds``
+(at most 600), then answers it normally: keep it below the client's timeout, unlike ``hang``.
+``truncated_body`` answers 200 with the real JSON body cut part-way (at a seeded point): a
+transcription, a chat completion, or the poll that returns a finished pyannote job's result.
+``malformed_json`` and ``empty_transcript`` shape a transcription; ``job_failed``, ``job_canceled``,
+``slow_poll`` (the job stays running for an hour) and ``malformed_json`` attach to the next pyannote job
+created; ``refusal``, ``finish_length`` and ``malformed_json`` shape a chat completion. Only requests
+whose audio is known can match ``match_audio_seconds``; ``match_call_id`` matches the prompt's ``callId``.
 
 The simulator keeps only durations of the audio it receives, never the audio.
 """
@@ -68,7 +83,10 @@ from scryon_dagster.simulator.chat import (
 )
 from scryon_dagster.simulator.control import (
     ALWAYS,
+    BROKEN_BODY_FAULTS,
     DEFAULT_RETRY_AFTER_SECONDS,
+    DEFAULT_SLOW_SECONDS,
+    DELAY_FAULTS,
     FAULTS_BY_PROVIDER,
     JOB_FAULTS,
     PROFILES,
@@ -105,6 +123,19 @@ _MEDIA_URL = re.compile(r"^media://([A-Za-z0-9][A-Za-z0-9._/\-]{0,254})$")
 _BEARER = re.compile(r"^Bearer\s+\S+$")
 _TRANSCRIPTION_FORMATS = frozenset({"json", "verbose_json", "text"})
 _TRUNCATED_JSON = b'{"task": "transcribe", "language": "english", "segments": [{"id": 0, "start": 0.0, "te'
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def conversation_subject(text: str) -> str | None:
+    """The call a request belongs to, from the first UUID in a media key or prompt (the pipeline names
+    pyannote media ``scryon-<call id>-<attempt>``)."""
+    match = _UUID.search(text)
+    return match.group(0).lower() if match else None
+
+
+def audio_subject(audio_seconds: float) -> str:
+    """The subject of a request that names no call: its audio's duration, to the millisecond."""
+    return f"audio:{audio_seconds:.3f}"
 
 
 def conversation_for(audio_seconds: float) -> Conversation:
@@ -175,6 +206,9 @@ class _Job:
     output: dict[str, Any] | None
     malformed: bool
     audio_seconds: float | None
+    subject: str | None
+    result_delivered: bool = False
+    """Whether an intact succeeded result has been served (the job's usable answer)."""
 
     def status(self) -> str:
         now = time.monotonic()
@@ -296,6 +330,18 @@ class _Simulator:
             self.state.stats.faults_served[(provider.value, fault.name.value)] += 1
         return fault
 
+    async def _serve_fault(self, request: Request, fault: Fault | None) -> Response | None:
+        """The answer a request fault gives instead of the normal one; a delay fault waits, then lets the
+        request answer normally (None), as does a fault that only shapes the answer's body."""
+        if fault is None:
+            return None
+        if fault.name in DELAY_FAULTS:
+            await asyncio.sleep(fault.delay_seconds)
+            return None
+        if fault.name in REQUEST_FAULTS:
+            return await self._request_fault_response(request, fault)
+        return None
+
     async def _request_fault_response(self, request: Request, fault: Fault) -> Response:
         provider = fault.provider
         if fault.name is FaultName.HANG:
@@ -304,7 +350,15 @@ class _Simulator:
                 await asyncio.sleep(0.05)
             return Response(status_code=504)
         if fault.name is FaultName.HTTP_429:
-            return self._rate_limited(provider, fault.retry_after_seconds)
+            retry_after = fault.retry_after_seconds
+            return self._rate_limited(provider, DEFAULT_RETRY_AFTER_SECONDS if retry_after is None else retry_after)
+        if fault.name is FaultName.HTTP_503:
+            headers = (
+                {"Retry-After": retry_after_header(fault.retry_after_seconds)}
+                if fault.retry_after_seconds is not None
+                else None
+            )
+            return _error(provider, 503, "Service temporarily unavailable", kind="server_error", headers=headers)
         if fault.name is FaultName.INSUFFICIENT_QUOTA:
             return _error(
                 provider,
@@ -359,16 +413,24 @@ class _Simulator:
         audio_seconds = await self._measure(audio)
         if audio_seconds is None:
             return _error(provider, 400, "Could not decode the audio file", param="file")
+        subject = audio_subject(audio_seconds)
+        self.state.stats.count_for_subject(subject, provider.value)
         fault = self._take_fault(provider, FAULTS_BY_PROVIDER[provider], audio_seconds=audio_seconds)
-        if fault and fault.name in REQUEST_FAULTS:
-            return await self._request_fault_response(request, fault)
+        answered = await self._serve_fault(request, fault)
+        if answered:
+            return answered
         conversation = conversation_for(audio_seconds)
         delay = self.state.profile.transcription_seconds(audio_seconds)
+        usable = not (fault and fault.name in BROKEN_BODY_FAULTS)
         if params.callback_url:
             body = self._transcription_body(params, conversation, fault)
             self._spawn(self._deliver_callback(params.callback_url, body, delay))
+            if usable:
+                self.state.stats.count_for_subject(subject, provider.value, answered=True)
             return JSONResponse({"id": str(uuid.uuid4()), "status": "processing"})
         await asyncio.sleep(delay)
+        if usable:
+            self.state.stats.count_for_subject(subject, provider.value, answered=True)
         return self._transcription_response(params, conversation, fault)
 
     def _transcription_body(
@@ -395,13 +457,14 @@ class _Simulator:
             )
         if params.response_format == "json":
             document = {"text": document["text"]}
-        return json.dumps(document).encode()
+        body = json.dumps(document).encode()
+        return self.state.faults.truncate(body) if fault and fault.name is FaultName.TRUNCATED_BODY else body
 
     def _transcription_response(
         self, params: _TranscriptionRequest, conversation: Conversation, fault: Fault | None
     ) -> Response:
         body = self._transcription_body(params, conversation, fault)
-        if params.response_format == "text" and not (fault and fault.name is FaultName.MALFORMED_JSON):
+        if params.response_format == "text" and not (fault and fault.name in BROKEN_BODY_FAULTS):
             return PlainTextResponse(json.loads(body)["text"])
         return Response(body, media_type="application/json")
 
@@ -426,9 +489,10 @@ class _Simulator:
             media_key = _media_key(body.get("url"))
         except _BadRequestError as exc:
             return _error(provider, 400, str(exc), param=exc.field_name)
-        fault = self._take_fault(provider, REQUEST_FAULTS)
-        if fault:
-            return await self._request_fault_response(request, fault)
+        self.state.stats.count_for_subject(conversation_subject(media_key), provider.value)
+        answered = await self._serve_fault(request, self._take_fault(provider, REQUEST_FAULTS | DELAY_FAULTS))
+        if answered:
+            return answered
         token = secrets.token_urlsafe(18)
         self.state.uploads[token] = _Upload(media_key, time.monotonic() + PRESIGNED_URL_TTL_SECONDS)
         upload_url = (
@@ -445,6 +509,7 @@ class _Simulator:
         upload = self.state.uploads.get(token)
         if upload is None or upload.expires_at < time.monotonic():
             return _s3_error(403, "AccessDenied", "Request has expired or is not valid")
+        self.state.stats.count_for_subject(conversation_subject(upload.media_key), Provider.PYANNOTE.value)
         audio = await request.body()
         self.state.media[upload.media_key] = await self._measure(audio) if audio else None
         return Response(status_code=200, headers={"ETag": f'"{hashlib.md5(audio, usedforsecurity=False).hexdigest()}"'})
@@ -469,12 +534,15 @@ class _Simulator:
             audio_seconds = await self._job_audio_seconds(body["url"])
         except _BadRequestError as exc:
             return _error(provider, 400, str(exc), param=exc.field_name)
-        fault = self._take_fault(provider, REQUEST_FAULTS | JOB_FAULTS, audio_seconds=audio_seconds)
-        if fault and fault.name in REQUEST_FAULTS:
-            return await self._request_fault_response(request, fault)
+        subject = conversation_subject(body["url"])
+        self.state.stats.count_for_subject(subject, provider.value)
+        fault = self._take_fault(provider, REQUEST_FAULTS | DELAY_FAULTS | JOB_FAULTS, audio_seconds=audio_seconds)
+        answered = await self._serve_fault(request, fault)
+        if answered:
+            return answered
         if kind == "voiceprint" and audio_seconds is not None and audio_seconds > VOICEPRINT_MAX_AUDIO_SECONDS:
             return _error(provider, 400, "Voiceprint audio must be 30 seconds or shorter", param="url")
-        job = self._new_job(kind, body, audio_seconds, fault)
+        job = self._new_job(kind, body, audio_seconds, fault, subject)
         self.state.jobs[job.job_id] = job
         if isinstance(body.get("webhook"), str):
             self._spawn(self._deliver_job_webhook(job, body["webhook"]))
@@ -490,7 +558,9 @@ class _Simulator:
         audio = await self._fetch(url)
         return await self._measure(audio) if audio else None
 
-    def _new_job(self, kind: str, body: dict[str, Any], audio_seconds: float | None, fault: Fault | None) -> _Job:
+    def _new_job(
+        self, kind: str, body: dict[str, Any], audio_seconds: float | None, fault: Fault | None, subject: str | None
+    ) -> _Job:
         now = time.monotonic()
         starts_at = now + self.state.profile.job_queue
         finishes_at = starts_at + self.state.profile.job_seconds(audio_seconds or 0.0)
@@ -510,6 +580,7 @@ class _Simulator:
             output=output,
             malformed=bool(fault and fault.name is FaultName.MALFORMED_JSON),
             audio_seconds=audio_seconds,
+            subject=subject,
         )
 
     def _job_output(self, kind: str, body: dict[str, Any], conversation: Conversation) -> dict[str, Any]:
@@ -538,10 +609,21 @@ class _Simulator:
         job = self.state.jobs.get(job_id)
         if job is None:
             return _error(provider, 404, "Job not found")
-        fault = self._take_fault(provider, REQUEST_FAULTS, audio_seconds=job.audio_seconds)
-        if fault:
-            return await self._request_fault_response(request, fault)
-        return Response(job.body(), media_type="application/json")
+        self.state.stats.count_for_subject(job.subject, provider.value)
+        # Only a finished job's result is worth truncating: that is the answer the client keeps.
+        finished = job.status() == "succeeded"
+        applicable = REQUEST_FAULTS | DELAY_FAULTS | ({FaultName.TRUNCATED_BODY} if finished else frozenset())
+        fault = self._take_fault(provider, applicable, audio_seconds=job.audio_seconds)
+        answered = await self._serve_fault(request, fault)
+        if answered:
+            return answered
+        body = job.body()
+        if fault and fault.name is FaultName.TRUNCATED_BODY:
+            body = self.state.faults.truncate(body)
+        elif finished and not job.malformed and not job.result_delivered:
+            job.result_delivered = True
+            self.state.stats.count_for_subject(job.subject, provider.value, answered=True)
+        return Response(body, media_type="application/json")
 
     async def _deliver_job_webhook(self, job: _Job, url: str) -> None:
         # asyncio may wake a sleep a clock tick early: wait until the job really is terminal
@@ -577,9 +659,11 @@ class _Simulator:
         except _BadRequestError as exc:
             return _error(provider, 400, str(exc), param=exc.field_name)
         call_id = find_call_id(user)
+        self.state.stats.count_for_subject(call_id, provider.value)
         fault = self._take_fault(provider, FAULTS_BY_PROVIDER[provider], call_id=call_id)
-        if fault and fault.name in REQUEST_FAULTS:
-            return await self._request_fault_response(request, fault)
+        answered = await self._serve_fault(request, fault)
+        if answered:
+            return answered
         rng = random.Random(f"{self.state.seed}:llm:{call_id or hashlib.sha256(user.encode()).hexdigest()}")
         latency = self.state.profile.llm_seconds(rng)
         await asyncio.sleep(latency)
@@ -606,6 +690,10 @@ class _Simulator:
             completion_tokens=estimate_tokens(content or refusal or ""),
             cached_tokens=self.state.prompt_cache.cached_tokens(system) if system else 0,
         )
+        if fault and fault.name is FaultName.TRUNCATED_BODY:
+            cut = self.state.faults.truncate(json.dumps(document).encode())
+            return Response(cut, media_type="application/json", headers=headers)
+        self.state.stats.count_for_subject(call_id, provider.value, answered=True)
         return JSONResponse(document, headers=headers)
 
     # --- admin ----------------------------------------------------------------------------------
@@ -676,7 +764,19 @@ class _Simulator:
         self.state.stats.reset()
         return JSONResponse(self.state.stats.snapshot())
 
+    async def get_subject_stats(self, request: Request) -> Response:
+        return JSONResponse({"subjects": self.state.stats.subjects()})
+
     async def reset(self, request: Request) -> Response:
+        try:
+            body = await self._json_body(request) if await request.body() else {}
+            seed = body.get("seed")
+            if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+                raise _BadRequestError("seed must be an integer or null")
+        except _BadRequestError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        if seed is not None:
+            self.state.faults.reseed(seed)
         self.state.faults.clear()
         self.state.limits.clear()
         self.state.extra_latency.clear()
@@ -824,23 +924,35 @@ def _fault_from(body: dict[str, Any]) -> Fault:
     times = body.get("times", 1)
     match_audio = body.get("match_audio_seconds")
     match_call_id = body.get("match_call_id")
-    retry_after = body.get("retry_after_seconds", DEFAULT_RETRY_AFTER_SECONDS)
+    retry_after = body.get("retry_after_seconds")
+    probability = body.get("probability", 1.0)
+    delay = body.get("delay_seconds", DEFAULT_SLOW_SECONDS)
     if not isinstance(times, int) or isinstance(times, bool) or (times < 1 and times != ALWAYS):
         raise _BadRequestError("times must be a positive integer or -1 (always)")
     if match_audio is not None and not isinstance(match_audio, int | float):
         raise _BadRequestError("match_audio_seconds must be a number or null")
     if match_call_id is not None and not isinstance(match_call_id, str):
         raise _BadRequestError("match_call_id must be a string or null")
-    if not isinstance(retry_after, int | float) or retry_after < 0:
-        raise _BadRequestError("retry_after_seconds must be a non-negative number")
+    if retry_after is not None and (not _is_number(retry_after) or retry_after < 0):
+        raise _BadRequestError("retry_after_seconds must be a non-negative number or null")
+    if not _is_number(probability) or not 0 < probability <= 1:
+        raise _BadRequestError("probability must be a number greater than 0 and at most 1")
+    if not _is_number(delay) or delay <= 0:
+        raise _BadRequestError("delay_seconds must be a positive number")
     return Fault(
         provider=provider,
         name=name,
         times=times,
         match_audio_seconds=float(match_audio) if match_audio is not None else None,
         match_call_id=match_call_id,
-        retry_after_seconds=float(retry_after),
+        retry_after_seconds=float(retry_after) if retry_after is not None else None,
+        probability=float(probability),
+        delay_seconds=float(delay),
     )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def create_app(profile: str = "fast", seed: int = 0, webhook_secret: str | None = None) -> FastAPI:
@@ -849,7 +961,10 @@ def create_app(profile: str = "fast", seed: int = 0, webhook_secret: str | None 
     if profile not in PROFILES:
         raise ValueError(f"unknown simulator profile {profile!r}; choose one of {sorted(PROFILES)}")
     state = SimulatorState(
-        profile=PROFILES[profile], seed=seed, webhook_secret=webhook_secret or secrets.token_urlsafe(32)
+        profile=PROFILES[profile],
+        seed=seed,
+        webhook_secret=webhook_secret or secrets.token_urlsafe(32),
+        faults=FaultBook(seed),
     )
     simulator = _Simulator(state)
 
@@ -897,6 +1012,7 @@ def create_app(profile: str = "fast", seed: int = 0, webhook_secret: str | None 
         ("/_sim/latency", simulator.set_latency, "POST"),
         ("/_sim/stats", simulator.get_stats, "GET"),
         ("/_sim/stats", simulator.reset_stats, "DELETE"),
+        ("/_sim/stats/subjects", simulator.get_subject_stats, "GET"),
         ("/_sim/reset", simulator.reset, "POST"),
     ]
     for path, handler, method in admin_routes:

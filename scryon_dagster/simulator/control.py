@@ -25,6 +25,7 @@ class Provider(StrEnum):
 class FaultName(StrEnum):
     HTTP_429 = "http_429"
     HTTP_500 = "http_500"
+    HTTP_503 = "http_503"
     HTTP_400 = "http_400"
     HTTP_402 = "http_402"
     HANG = "hang"
@@ -36,6 +37,8 @@ class FaultName(StrEnum):
     FINISH_LENGTH = "finish_length"
     SLOW_POLL = "slow_poll"
     INSUFFICIENT_QUOTA = "insufficient_quota"
+    SLOW = "slow"
+    TRUNCATED_BODY = "truncated_body"
 
 
 # Faults served instead of (or before) any answer: an error status or a request that never answers.
@@ -43,6 +46,7 @@ REQUEST_FAULTS = frozenset(
     {
         FaultName.HTTP_429,
         FaultName.HTTP_500,
+        FaultName.HTTP_503,
         FaultName.HTTP_400,
         FaultName.HTTP_402,
         FaultName.HANG,
@@ -51,14 +55,21 @@ REQUEST_FAULTS = frozenset(
 )
 # Faults attached to a pyannote job when it is created; they show when the job is polled.
 JOB_FAULTS = frozenset({FaultName.JOB_FAILED, FaultName.JOB_CANCELED, FaultName.SLOW_POLL, FaultName.MALFORMED_JSON})
+# Faults that delay a request and then let it answer normally.
+DELAY_FAULTS = frozenset({FaultName.SLOW})
+# Faults whose 200 answer carries a body the client cannot parse.
+BROKEN_BODY_FAULTS = frozenset({FaultName.MALFORMED_JSON, FaultName.TRUNCATED_BODY})
+_EVERY_PROVIDER_FAULTS = (REQUEST_FAULTS - {FaultName.INSUFFICIENT_QUOTA}) | DELAY_FAULTS | {FaultName.TRUNCATED_BODY}
 FAULTS_BY_PROVIDER: dict[Provider, frozenset[FaultName]] = {
-    Provider.LEMONFOX: (REQUEST_FAULTS - {FaultName.INSUFFICIENT_QUOTA})
-    | {FaultName.MALFORMED_JSON, FaultName.EMPTY_TRANSCRIPT},
-    Provider.PYANNOTE: (REQUEST_FAULTS - {FaultName.INSUFFICIENT_QUOTA}) | JOB_FAULTS,
-    Provider.LLM: REQUEST_FAULTS | {FaultName.MALFORMED_JSON, FaultName.REFUSAL, FaultName.FINISH_LENGTH},
+    Provider.LEMONFOX: _EVERY_PROVIDER_FAULTS | {FaultName.MALFORMED_JSON, FaultName.EMPTY_TRANSCRIPT},
+    Provider.PYANNOTE: _EVERY_PROVIDER_FAULTS | JOB_FAULTS,
+    Provider.LLM: _EVERY_PROVIDER_FAULTS
+    | {FaultName.INSUFFICIENT_QUOTA, FaultName.MALFORMED_JSON, FaultName.REFUSAL, FaultName.FINISH_LENGTH},
 }
 ALWAYS = -1
 DEFAULT_RETRY_AFTER_SECONDS = 1.0
+DEFAULT_SLOW_SECONDS = 5.0
+MAX_SLOW_SECONDS = 600.0
 
 
 @dataclass
@@ -69,7 +80,12 @@ class Fault:
     """How many more requests get this fault; -1 means every matching request."""
     match_audio_seconds: float | None = None
     match_call_id: str | None = None
-    retry_after_seconds: float = DEFAULT_RETRY_AFTER_SECONDS
+    retry_after_seconds: float | None = None
+    """``Retry-After`` of an ``http_429`` (default 1 s) or ``http_503`` (none unless set)."""
+    probability: float = 1.0
+    """The share of matching requests that get this fault (seeded draw, see :class:`FaultBook`)."""
+    delay_seconds: float = DEFAULT_SLOW_SECONDS
+    """How long a ``slow`` fault holds the request before answering normally."""
 
     def matches(self, audio_seconds: float | None, call_id: str | None) -> bool:
         if self.match_audio_seconds is not None and (
@@ -86,20 +102,37 @@ class Fault:
             "match_audio_seconds": self.match_audio_seconds,
             "match_call_id": self.match_call_id,
             "retry_after_seconds": self.retry_after_seconds,
+            "probability": self.probability,
+            "delay_seconds": self.delay_seconds,
         }
 
 
 class FaultBook:
-    """Registered faults, served first-registered-first to the requests they match."""
+    """Registered faults, served first-registered-first to the requests they match.
 
-    def __init__(self) -> None:
+    Each request that some fault matches draws one number from a seeded generator; the matching faults,
+    in registration order, own consecutive slices of [0, 1) as wide as their ``probability``. So a
+    fault of probability 1 (the default) always wins, and ``http_500`` at 0.15 followed by ``http_503``
+    at 0.15 serve 15 % of the requests each. The same seed and the same request order give the same
+    faults; truncation points come from the same generator.
+    """
+
+    def __init__(self, seed: int = 0) -> None:
         self._faults: list[Fault] = []
+        self._rng = random.Random(seed)
+
+    def reseed(self, seed: int) -> None:
+        self._rng = random.Random(seed)
 
     def add(self, fault: Fault) -> None:
         if fault.name not in FAULTS_BY_PROVIDER[fault.provider]:
             raise ValueError(f"fault {fault.name.value} does not apply to {fault.provider.value}")
         if fault.times == 0 or fault.times < ALWAYS:
             raise ValueError("times must be a positive count or -1 (always)")
+        if not 0 < fault.probability <= 1:
+            raise ValueError("probability must be greater than 0 and at most 1")
+        if not 0 < fault.delay_seconds <= MAX_SLOW_SECONDS:
+            raise ValueError(f"delay_seconds must be greater than 0 and at most {MAX_SLOW_SECONDS:g}")
         self._faults.append(fault)
 
     def clear(self, provider: Provider | None = None) -> None:
@@ -113,14 +146,31 @@ class FaultBook:
         audio_seconds: float | None = None,
         call_id: str | None = None,
     ) -> Fault | None:
-        for fault in self._faults:
-            if fault.provider == provider and fault.name in applicable and fault.matches(audio_seconds, call_id):
+        candidates = [
+            fault
+            for fault in self._faults
+            if fault.provider == provider and fault.name in applicable and fault.matches(audio_seconds, call_id)
+        ]
+        if not candidates:
+            return None
+        roll = self._rng.random()
+        share_end = 0.0
+        for fault in candidates:
+            share_end += fault.probability
+            if roll < share_end:
                 if fault.times != ALWAYS:
                     fault.times -= 1
                     if fault.times == 0:
                         self._faults.remove(fault)
                 return fault
         return None
+
+    def truncate(self, body: bytes) -> bytes:
+        """``body`` cut somewhere in its middle fifth to four-fifths: never empty, never whole."""
+        if len(body) < 2:
+            return b""
+        cut = round(len(body) * self._rng.uniform(0.2, 0.8))
+        return body[: min(max(cut, 1), len(body) - 1)]
 
     def describe(self) -> list[dict[str, Any]]:
         return [fault.describe() for fault in self._faults]
@@ -156,6 +206,22 @@ class Stats:
     deliveries: Counter[tuple[str, str]] = field(default_factory=Counter)
     in_flight: Counter[str] = field(default_factory=Counter)
     peak_in_flight: Counter[str] = field(default_factory=Counter)
+    by_subject: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    """(subject, provider, "requests" or "answers") -> count; see :meth:`count_for_subject`."""
+
+    def count_for_subject(self, subject: str | None, provider: str, *, answered: bool = False) -> None:
+        """Count a request of ``subject`` (a call id, or ``audio:<seconds>`` when the request names no
+        call), or with ``answered`` a usable answer: a complete transcription or completion, or a
+        diarization job's intact result. A benchmark compares these per call with what one fault-free
+        call needs, to find provider work paid twice."""
+        if subject is not None:
+            self.by_subject[(subject, provider, "answers" if answered else "requests")] += 1
+
+    def subjects(self) -> dict[str, dict[str, dict[str, int]]]:
+        by_subject: dict[str, dict[str, dict[str, int]]] = {}
+        for (subject, provider, what), count in sorted(self.by_subject.items()):
+            by_subject.setdefault(subject, {}).setdefault(provider, {})[what] = count
+        return by_subject
 
     def request_started(self, provider: str) -> None:
         self.in_flight[provider] += 1
@@ -188,6 +254,7 @@ class Stats:
         self.rate_limited.clear()
         self.faults_served.clear()
         self.deliveries.clear()
+        self.by_subject.clear()
         # Requests still being served stay counted; the peak restarts from them.
         self.peak_in_flight = Counter(self.in_flight)
 

@@ -32,11 +32,14 @@ class SimulatorAdmin:
         fault: str,
         *,
         times: int = 1,
+        probability: float | None = None,
         match_audio_seconds: float | None = None,
         match_call_id: str | None = None,
         retry_after_seconds: float | None = None,
+        delay_seconds: float | None = None,
     ) -> None:
-        """Inject ``fault`` into the next ``times`` matching requests of ``provider`` (-1: all of them)."""
+        """Inject ``fault`` into the next ``times`` matching requests of ``provider`` (-1: all of them),
+        or with ``probability`` into that share of them (a seeded draw per request)."""
         body: dict[str, Any] = {
             "provider": provider,
             "fault": fault,
@@ -44,8 +47,12 @@ class SimulatorAdmin:
             "match_audio_seconds": match_audio_seconds,
             "match_call_id": match_call_id,
         }
-        if retry_after_seconds is not None:
-            body["retry_after_seconds"] = retry_after_seconds
+        optional = {
+            "probability": probability,
+            "retry_after_seconds": retry_after_seconds,
+            "delay_seconds": delay_seconds,
+        }
+        body.update({name: value for name, value in optional.items() if value is not None})
         self._client.post("/_sim/faults", json=body).raise_for_status()
 
     def clear_faults(self, provider: str | None = None) -> None:
@@ -63,12 +70,18 @@ class SimulatorAdmin:
     def stats(self) -> dict[str, Any]:
         return self._get("/_sim/stats")
 
+    def subject_stats(self) -> dict[str, dict[str, dict[str, int]]]:
+        """Per call id (or ``audio:<seconds>``) and provider: ``requests`` and usable ``answers``."""
+        subjects: dict[str, dict[str, dict[str, int]]] = self._get("/_sim/stats/subjects")["subjects"]
+        return subjects
+
     def reset_stats(self) -> None:
         self._client.delete("/_sim/stats").raise_for_status()
 
-    def reset(self) -> None:
-        """Clear faults, rate limits, extra latency and statistics."""
-        self._client.post("/_sim/reset").raise_for_status()
+    def reset(self, *, seed: int | None = None) -> None:
+        """Clear faults, rate limits, extra latency and statistics; ``seed`` reseeds the fault draws."""
+        body = {"seed": seed} if seed is not None else None
+        self._client.post("/_sim/reset", json=body).raise_for_status()
 
     def close(self) -> None:
         self._client.close()
