@@ -54,7 +54,7 @@ def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> None:
         direction=Direction(args.direction),
         recorded_at=args.recorded_at,
     )
-    with CallDatabase(_database_url(settings), timeout_seconds=5) as db, path.open("rb") as audio:
+    with CallDatabase(_database_url(settings), timeout_seconds=5, retry_seconds=5) as db, path.open("rb") as audio:
         record = enqueue_call(
             db,
             build_object_store(settings),

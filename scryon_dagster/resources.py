@@ -42,7 +42,8 @@ class CallDatabaseResource(dg.ConfigurableResource):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         settings = self.config.settings
         self._db = CallDatabase(
-            resolve_database_url(settings.scryon_database_url, settings.scryon_embedded_pg_dir)
+            resolve_database_url(settings.scryon_database_url, settings.scryon_embedded_pg_dir),
+            retry_seconds=settings.scryon_database_retry_seconds,
         ).open()
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
@@ -90,11 +91,17 @@ class PipelineResource(dg.ConfigurableResource):
             self._pipeline = None
 
     def run_batch(
-        self, call_ids: Sequence[UUID], selection: StageSelection, *, batch_id: UUID | None, run_id: str
+        self,
+        call_ids: Sequence[UUID],
+        selection: StageSelection,
+        *,
+        batch_id: UUID | None,
+        run_id: str,
+        take_idle: bool = True,
     ) -> Iterator[CallOutcome]:
         if self._pipeline is None:
             raise dg.DagsterInvariantViolationError("PipelineResource used outside of execution")
-        return self._pipeline.run_batch(call_ids, selection, batch_id=batch_id, run_id=run_id)
+        return self._pipeline.run_batch(call_ids, selection, batch_id=batch_id, run_id=run_id, take_idle=take_idle)
 
 
 def build_resources() -> dict[str, dg.ConfigurableResource]:

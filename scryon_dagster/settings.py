@@ -6,16 +6,32 @@ with a message that names the variable.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlparse
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from scryon_dagster.domain.flags import FeatureFlag
+from scryon_dagster.domain.policy import RetryPolicy
 
 MAX_FILE_SIZE_DEFAULT = 50 * 1024 * 1024
+FIREBASE_ISSUER_PREFIX = "https://securetoken.google.com/"
+FIREBASE_JWKS_URL = "https://www.googleapis.com/service_accounts/v1/jwk/securetoken@system.gserviceaccount.com"
+"""The public keys Firebase Authentication signs ID tokens with (rotated by Google every few hours)."""
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+@dataclass(frozen=True)
+class IdentityProvider:
+    """An issuer of ID tokens: the ``iss`` and ``aud`` its tokens must carry, where its keys are."""
+
+    issuer: str
+    audience: str
+    jwks_url: str
 
 
 class StorageProvider(StrEnum):
@@ -26,6 +42,14 @@ class StorageProvider(StrEnum):
 class VoiceEmbeddingProvider(StrEnum):
     # the voice match compares pyannoteAI voiceprints; no other provider is wired in
     PYANNOTE = "pyannote"
+
+
+class AudioPreprocessingChain(StrEnum):
+    """The ffmpeg filters behind the two audio variants (chosen in bench/README.md, issue 18)."""
+
+    LEVELED = "leveled"
+    # the reference system's exact chain: loudnorm per variant, high-pass + afftdn for transcription
+    REFERENCE = "reference"
 
 
 class SettingsError(ValueError):
@@ -74,14 +98,20 @@ class Settings(BaseSettings):
     # --- audio --------------------------------------------------------------------------------
     scryon_audio_preprocessing_enabled: bool = True
     scryon_ffmpeg_path: str = "ffmpeg"
+    scryon_audio_preprocessing_chain: AudioPreprocessingChain = AudioPreprocessingChain.LEVELED
     scryon_audio_denoise_enabled: bool = True
-    scryon_audio_highpass_hz: int = Field(80, ge=0)
-    scryon_audio_denoise_nr_db: float = Field(12, ge=0)
-    scryon_audio_denoise_noise_floor_db: float = -25
+    # unset: the chain's own value (adapters/audio.py); 0 Hz switches the high-pass off
+    scryon_audio_highpass_hz: int | None = Field(None, ge=0)
+    scryon_audio_denoise_nr_db: float | None = Field(None, ge=0)
+    scryon_audio_denoise_noise_floor_db: float | None = None
     scryon_audio_preprocessing_timeout_seconds: float = Field(60, gt=0)
+    scryon_audio_preprocessing_seconds_per_audio_minute: float = Field(10, gt=0)
+    """ffmpeg's time limit grows by this much per minute of audio done; the timeout above is its floor."""
     scryon_audio_preprocessing_processes: int | None = Field(None, gt=0)
     """ffmpeg processes at once per run worker; unset means the machine's CPU count."""
     max_file_size: int = Field(MAX_FILE_SIZE_DEFAULT, gt=0)
+    scryon_min_audio_seconds: float = Field(0.5, ge=0)
+    """Intake refuses a recording with less decodable audio than this."""
 
     # --- LLM ----------------------------------------------------------------------------------
     llm_api_key: SecretStr | None = None
@@ -115,6 +145,8 @@ class Settings(BaseSettings):
     object_storage_path_style_access: bool = True
     object_storage_local_path: Path = Path("./var/storage")
     object_storage_temp_audio_ttl_hours: float = Field(24, gt=0)
+    object_storage_retry_seconds: float = Field(30, ge=0)
+    """How long a storage read or write keeps retrying transient trouble (an outage, 5xx, throttling)."""
 
     # --- jobs ---------------------------------------------------------------------------------
     scryon_stale_job_timeout_minutes: float = Field(15, gt=0)
@@ -129,12 +161,30 @@ class Settings(BaseSettings):
     scryon_max_unstarted_pickups: int = Field(5, gt=0, le=100)
     """Claims in a row whose run never starts a call before that call fails (launch_failed)."""
     scryon_event_retention_days: int = Field(30, gt=0)
+    scryon_call_max_retries: int = Field(4, ge=0, le=20)
+    """Automatic retries of a call's transient failures per processing cycle before it fails."""
+    scryon_call_retry_base_seconds: float = Field(5, ge=0)
+    scryon_call_retry_max_seconds: float = Field(300, ge=0)
+    """The wait before retry n is base * 2^(n-1), at most this."""
+    scryon_database_retry_seconds: float = Field(30, ge=0)
+    """How long a call-database statement keeps retrying on a lost connection (a restart, a failover)."""
 
     # --- security and privacy -----------------------------------------------------------------
     scryon_api_key: SecretStr | None = None
     """One or more comma-separated keys, all accepted (rotation without downtime)."""
     scryon_api_local_dev: bool = False
-    """Lets the HTTP API start without SCRYON_API_KEY (a developer's machine only)."""
+    """Lets the HTTP API start without an identity provider or key: every request acts for the fixed
+    ``local-dev`` user (a developer's machine only; ignored once an identity provider is configured)."""
+    scryon_api_trusted_service: bool = False
+    """Lets an API-key caller act for the user named in ``X-User-Id`` (a trusted backend only)."""
+    firebase_project_id: str | None = None
+    """Users are who their Firebase ID token says, verified against Google's published keys."""
+    scryon_oidc_issuer: str | None = None
+    """Another OpenID Connect issuer instead of Firebase: the ``iss`` of its ID tokens."""
+    scryon_oidc_audience: str | None = None
+    """The ``aud`` that issuer's ID tokens carry for this API."""
+    scryon_oidc_jwks_url: str | None = None
+    """Where that issuer publishes its public keys (https, or http on a loopback host)."""
     redact_transcripts: bool = True
 
     @model_validator(mode="after")
@@ -150,7 +200,25 @@ class Settings(BaseSettings):
                 raise ValueError("SCRYON_WEBHOOK_SECRET: every secret must be at least 32 bytes")
         if self.scryon_transcription_callback_enabled and not self.scryon_public_base_url:
             raise ValueError("SCRYON_PUBLIC_BASE_URL is required when SCRYON_TRANSCRIPTION_CALLBACK_ENABLED=true")
+        if self.scryon_api_trusted_service and not self.api_keys:
+            raise ValueError("SCRYON_API_KEY is required when SCRYON_API_TRUSTED_SERVICE=true")
+        self._check_identity_provider()
         return self
+
+    def _check_identity_provider(self) -> None:
+        oidc = {
+            "SCRYON_OIDC_ISSUER": self.scryon_oidc_issuer,
+            "SCRYON_OIDC_AUDIENCE": self.scryon_oidc_audience,
+            "SCRYON_OIDC_JWKS_URL": self.scryon_oidc_jwks_url,
+        }
+        given = [name for name, value in oidc.items() if value]
+        if given and self.firebase_project_id:
+            raise ValueError("set either FIREBASE_PROJECT_ID or the SCRYON_OIDC_* variables, not both")
+        if given and len(given) < len(oidc):
+            missing = ", ".join(name for name in oidc if name not in given)
+            raise ValueError(f"{missing} must be set as well: SCRYON_OIDC_* go together")
+        if self.scryon_oidc_jwks_url and not _is_key_url(self.scryon_oidc_jwks_url):
+            raise ValueError("SCRYON_OIDC_JWKS_URL must be an https URL (http only on a loopback host)")
 
     @property
     def webhook_secrets(self) -> list[str]:
@@ -161,8 +229,31 @@ class Settings(BaseSettings):
         return _split_secret_list(self.scryon_api_key)
 
     @property
+    def identity_provider(self) -> IdentityProvider | None:
+        """Whose ID tokens name the API's users; None when no provider is configured."""
+        if self.firebase_project_id:
+            return IdentityProvider(
+                issuer=FIREBASE_ISSUER_PREFIX + self.firebase_project_id,
+                audience=self.firebase_project_id,
+                jwks_url=FIREBASE_JWKS_URL,
+            )
+        if self.scryon_oidc_issuer and self.scryon_oidc_audience and self.scryon_oidc_jwks_url:
+            return IdentityProvider(
+                issuer=self.scryon_oidc_issuer, audience=self.scryon_oidc_audience, jwks_url=self.scryon_oidc_jwks_url
+            )
+        return None
+
+    @property
     def stale_job_timeout_seconds(self) -> float:
         return self.scryon_stale_job_timeout_minutes * 60
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_retries=self.scryon_call_max_retries,
+            base_delay_seconds=self.scryon_call_retry_base_seconds,
+            max_delay_seconds=max(self.scryon_call_retry_max_seconds, self.scryon_call_retry_base_seconds),
+        )
 
     @property
     def flag_defaults(self) -> dict[FeatureFlag, bool]:
@@ -172,6 +263,12 @@ class Settings(BaseSettings):
             FeatureFlag.SCRYON_ANALYSIS_ENABLED: self.scryon_analysis_enabled,
             FeatureFlag.LLM_SPEAKER_NAMING_ENABLED: self.llm_speaker_naming_enabled,
         }
+
+
+def _is_key_url(url: str) -> bool:
+    # Keys fetched over plain http could be swapped in transit; loopback is for tests and sidecars.
+    parsed = urlparse(url)
+    return parsed.scheme == "https" or (parsed.scheme == "http" and parsed.hostname in LOOPBACK_HOSTS)
 
 
 def _split_secret_list(value: SecretStr | None) -> list[str]:

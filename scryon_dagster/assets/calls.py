@@ -13,7 +13,7 @@ from dagster._core.events import DagsterEvent, DagsterEventBatchMetadata, genera
 
 from scryon_dagster.domain.transcript import NORMALIZATION_VERSION
 from scryon_dagster.partitions import BATCH_TAG, calls_partitions
-from scryon_dagster.pipeline.outcomes import MetadataValue, PipelineAsset, StageSelection
+from scryon_dagster.pipeline.outcomes import CallOutcome, MetadataValue, PipelineAsset, StageSelection
 from scryon_dagster.resources import PipelineResource
 
 _DESCRIPTIONS = {
@@ -23,12 +23,6 @@ _DESCRIPTIONS = {
         "Speaker-attributed, normalized transcript with speaker naming (NORMALIZED_TRANSCRIPT_JSON)."
     ),
     PipelineAsset.ANALYSIS: "Structured LLM analysis (ANALYSIS_JSON), action items and sentiment summary.",
-}
-_DEPS: dict[PipelineAsset, list[PipelineAsset]] = {
-    PipelineAsset.DIARIZATION: [],
-    PipelineAsset.RAW_TRANSCRIPT: [],
-    PipelineAsset.NORMALIZED_TRANSCRIPT: [PipelineAsset.DIARIZATION, PipelineAsset.RAW_TRANSCRIPT],
-    PipelineAsset.ANALYSIS: [PipelineAsset.NORMALIZED_TRANSCRIPT],
 }
 # A bump shows every normalized transcript (and what derives from it) as stale in the UI.
 _CODE_VERSIONS = {PipelineAsset.NORMALIZED_TRANSCRIPT: f"normalization-v{NORMALIZATION_VERSION}"}
@@ -40,7 +34,7 @@ MATERIALIZATION_FLUSH_SECONDS = 1.0
 CALL_ASSET_SPECS = [
     dg.AssetSpec(
         key=asset.value,
-        deps=[dep.value for dep in _DEPS[asset]],
+        deps=[dep.value for dep in sorted(asset.upstream)],
         description=_DESCRIPTIONS[asset],
         partitions_def=calls_partitions,
         skippable=True,
@@ -60,6 +54,10 @@ class CallBatchFailure(dg.Failure):
 class BatchTally:
     succeeded: int = 0
     failures: Counter[str] = field(default_factory=Counter)
+    retries: Counter[str] = field(default_factory=Counter)
+    """Calls back in the queue for an automatic retry, by the code of their transient failure."""
+    left_alone: Counter[str] = field(default_factory=Counter)
+    """Calls this run did not take or could not settle (finished already, or left to the sweep)."""
 
     @property
     def failed(self) -> int:
@@ -68,6 +66,30 @@ class BatchTally:
     def add(self, other: "BatchTally") -> None:
         self.succeeded += other.succeeded
         self.failures.update(other.failures)
+        self.retries.update(other.retries)
+        self.left_alone.update(other.left_alone)
+
+    def count(self, outcome: CallOutcome) -> None:
+        if outcome.error_code is not None:
+            self.failures[outcome.error_code] += 1
+        elif outcome.retry_of is not None:
+            self.retries[outcome.retry_of] += 1
+        elif outcome.left_alone is not None:
+            self.left_alone[outcome.left_alone] += 1
+        else:
+            self.succeeded += 1
+
+    def summary(self, total: int) -> str:
+        parts = [f"{self.succeeded} succeeded", f"{self.failed} failed"]
+        if self.retries:
+            parts.append(f"{sum(self.retries.values())} re-queued for a retry ({_codes(self.retries)})")
+        if self.left_alone:
+            parts.append(f"{sum(self.left_alone.values())} left alone ({_codes(self.left_alone)})")
+        return f"{', '.join(parts)} of {total}"
+
+
+def _codes(counts: Counter[str]) -> str:
+    return ", ".join(f"{code}x{count}" for code, count in sorted(counts.items()))
 
 
 class MaterializationLog:
@@ -136,22 +158,25 @@ def record_calls(
     tally = BatchTally()
     materializations = MaterializationLog(context)
     try:
-        for outcome in pipeline.run_batch(call_ids, selection, batch_id=batch_id, run_id=context.run_id):
-            if not outcome.succeeded:
-                tally.failures[outcome.error_code or "unknown"] += 1
-                continue
-            tally.succeeded += 1
-            materializations.add(outcome.call_id, outcome.materialized)
+        # A pickup batch, or a relaunch of one, only finishes what is still queued; a run launched by
+        # hand (no batch) may reprocess finished calls: the operator's explicit choice.
+        outcomes = pipeline.run_batch(
+            call_ids, selection, batch_id=batch_id, run_id=context.run_id, take_idle=batch_id is None
+        )
+        for outcome in outcomes:
+            tally.count(outcome)
+            if outcome.succeeded:
+                materializations.add(outcome.call_id, outcome.materialized)
     finally:
         materializations.flush()
-    context.log.info(f"batch done: {tally.succeeded} succeeded, {tally.failed} failed of {len(call_ids)}")
+    context.log.info(f"batch done: {tally.summary(len(call_ids))}")
     return tally
 
 
 def fail_if_any_failed(tally: BatchTally, total: int) -> None:
     """Raise after every call ran, so that exactly the failed calls show as failed."""
     if tally.failures:
-        summary = ", ".join(f"{code}x{count}" for code, count in sorted(tally.failures.items()))
+        summary = _codes(tally.failures)
         raise CallBatchFailure(
             description=f"{tally.failed} of {total} calls failed ({summary})",
             metadata={"failed": tally.failed, "succeeded": tally.succeeded, "error_codes": summary},

@@ -2,18 +2,11 @@
 
 import dagster as dg
 
-from scryon_dagster.domain.calls import ArtifactType
 from scryon_dagster.pipeline.artifact_checks import check_recent_artifacts
 from scryon_dagster.pipeline.outcomes import PipelineAsset
 from scryon_dagster.resources import CallDatabaseResource, ObjectStoreResource
 
 CHECKED_PER_RUN = 50
-_ARTIFACT_OF = {
-    PipelineAsset.DIARIZATION: ArtifactType.DIARIZATION_JSON,
-    PipelineAsset.RAW_TRANSCRIPT: ArtifactType.RAW_TRANSCRIPT_JSON,
-    PipelineAsset.NORMALIZED_TRANSCRIPT: ArtifactType.NORMALIZED_TRANSCRIPT_JSON,
-    PipelineAsset.ANALYSIS: ArtifactType.ANALYSIS_JSON,
-}
 
 
 @dg.multi_asset_check(
@@ -21,7 +14,7 @@ _ARTIFACT_OF = {
         dg.AssetCheckSpec(
             name="stored_artifacts_parse",
             asset=asset.value,
-            description=f"The {CHECKED_PER_RUN} most recent {_ARTIFACT_OF[asset].value} objects exist and parse.",
+            description=f"The {CHECKED_PER_RUN} most recent {asset.artifact_type.value} objects exist and parse.",
         )
         for asset in PipelineAsset
     ],
@@ -32,7 +25,7 @@ def stored_artifacts_parse(
 ):  # no return annotation: Dagster would read it as the check outputs
     for check_key in context.selected_asset_check_keys:
         asset = PipelineAsset(check_key.asset_key.path[-1])
-        report = check_recent_artifacts(database.db, storage.store, _ARTIFACT_OF[asset], limit=CHECKED_PER_RUN)
+        report = check_recent_artifacts(database.db, storage.store, asset.artifact_type, limit=CHECKED_PER_RUN)
         yield dg.AssetCheckResult(
             asset_key=check_key.asset_key,
             check_name=check_key.name,

@@ -27,6 +27,9 @@ ALLOWED_TRANSITIONS: frozenset[tuple[CallStatus, CallStatus]] = frozenset(
         (CallStatus.QUEUED, CallStatus.FAILED),
         (CallStatus.TRANSCRIBING, CallStatus.FAILED),
         (CallStatus.ANALYZING, CallStatus.FAILED),
+        # a transient failure or a dead run: back to the queue for an automatic retry
+        (CallStatus.TRANSCRIBING, CallStatus.QUEUED),
+        (CallStatus.ANALYZING, CallStatus.QUEUED),
         (CallStatus.COMPLETED, CallStatus.QUEUED),
         (CallStatus.FAILED, CallStatus.QUEUED),
         # a run launched by hand (UI materialization, reprocess job) takes an idle call directly

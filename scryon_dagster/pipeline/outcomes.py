@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from uuid import UUID
 
+from scryon_dagster.domain.calls import ArtifactType
+
 MetadataValue = str | int | float | bool | None
 
 
@@ -18,6 +20,30 @@ class PipelineAsset(StrEnum):
     RAW_TRANSCRIPT = "raw_transcript"
     NORMALIZED_TRANSCRIPT = "normalized_transcript"
     ANALYSIS = "analysis"
+
+    @property
+    def artifact_type(self) -> ArtifactType:
+        """The stored artifact that holds this asset's output for a call."""
+        return _ARTIFACT_TYPES[self]
+
+    @property
+    def upstream(self) -> frozenset[PipelineAsset]:
+        """The assets this one is computed from."""
+        return _UPSTREAM[self]
+
+
+_ARTIFACT_TYPES = {
+    PipelineAsset.DIARIZATION: ArtifactType.DIARIZATION_JSON,
+    PipelineAsset.RAW_TRANSCRIPT: ArtifactType.RAW_TRANSCRIPT_JSON,
+    PipelineAsset.NORMALIZED_TRANSCRIPT: ArtifactType.NORMALIZED_TRANSCRIPT_JSON,
+    PipelineAsset.ANALYSIS: ArtifactType.ANALYSIS_JSON,
+}
+_UPSTREAM = {
+    PipelineAsset.DIARIZATION: frozenset(),
+    PipelineAsset.RAW_TRANSCRIPT: frozenset(),
+    PipelineAsset.NORMALIZED_TRANSCRIPT: frozenset({PipelineAsset.DIARIZATION, PipelineAsset.RAW_TRANSCRIPT}),
+    PipelineAsset.ANALYSIS: frozenset({PipelineAsset.NORMALIZED_TRANSCRIPT}),
+}
 
 
 @dataclass(frozen=True)
@@ -55,10 +81,19 @@ class StageSelection:
 
 @dataclass(frozen=True)
 class CallOutcome:
+    """Exactly one of: materialized (succeeded), ``error_code`` (failed), ``retry_of`` (a transient
+    failure, back in the queue for its retry) or ``left_alone`` (not this run's to finish)."""
+
     call_id: UUID
     error_code: str | None = None
     materialized: Mapping[PipelineAsset, Mapping[str, MetadataValue]] = field(default_factory=dict)
+    retry_of: str | None = None
+    left_alone: str | None = None
 
     @property
     def succeeded(self) -> bool:
-        return self.error_code is None
+        return self.error_code is None and self.retry_of is None and self.left_alone is None
+
+    @property
+    def failed(self) -> bool:
+        return self.error_code is not None

@@ -10,37 +10,36 @@ the call's attempt, so a re-queued or swept call is never overwritten by a late 
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from uuid import UUID
 
 from scryon_dagster.adapters.audio import AudioPreprocessor, PreprocessedAudio
 from scryon_dagster.adapters.db.callback_queries import CallbackQueries
-from scryon_dagster.adapters.db.records import ArtifactRecord, CallRecord, ClaimedCall, UserRecord
-from scryon_dagster.adapters.db.repository import CallDatabase
+from scryon_dagster.adapters.db.records import ArtifactRecord, CallRecord, ClaimedCall, ProcessingEvent, UserRecord
+from scryon_dagster.adapters.db.repository import CallDatabase, DatabaseUnavailableError
 from scryon_dagster.adapters.db.request_slots import SharedRequestPacer
 from scryon_dagster.adapters.errors import ProviderError
 from scryon_dagster.adapters.lemonfox import LemonfoxClient
 from scryon_dagster.adapters.llm import LlmClient
-from scryon_dagster.adapters.object_store import ObjectNotFoundError, ObjectStore
+from scryon_dagster.adapters.object_store import ObjectNotFoundError, ObjectStore, ObjectStoreUnavailableError
 from scryon_dagster.adapters.pyannote import PyannoteClient
-from scryon_dagster.domain.calls import ArtifactType, CallStatus, Direction, ErrorCode, Stage
+from scryon_dagster.domain.calls import TERMINAL_STATUSES, ArtifactType, CallStatus, Direction, ErrorCode, Stage
 from scryon_dagster.domain.flags import EffectiveFlags
 from scryon_dagster.domain.provider_outputs import Diarization, Identification, ProviderOutputError, RawTranscript
 from scryon_dagster.domain.storage_keys import artifact_key
 from scryon_dagster.pipeline.analysis_stage import run_analysis
 from scryon_dagster.pipeline.callbacks import RESUME_SELECTION, CallbackSigner
 from scryon_dagster.pipeline.outcomes import CallOutcome, MetadataValue, PipelineAsset, StageSelection
-from scryon_dagster.pipeline.stages import StageFailure, StageLog
+from scryon_dagster.pipeline.settle import Settlement, settle_failure
+from scryon_dagster.pipeline.stages import BatchBookkeeping, StageFailure, StageLog
 from scryon_dagster.pipeline.transcript_stage import USER_VOICEPRINT_LABEL, build_normalized_transcript
 from scryon_dagster.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 JSON = "application/json"
-HEARTBEAT_SECONDS = 60.0
 
 
 @dataclass
@@ -101,14 +100,24 @@ class CallPipeline:
 
     # --- batch ----------------------------------------------------------------------------------
     def run_batch(
-        self, call_ids: Sequence[UUID], selection: StageSelection, *, batch_id: UUID | None, run_id: str
+        self,
+        call_ids: Sequence[UUID],
+        selection: StageSelection,
+        *,
+        batch_id: UUID | None,
+        run_id: str,
+        take_idle: bool = True,
     ) -> Iterator[CallOutcome]:
-        """Yield each call's outcome as soon as it finishes (in completion order).
+        """Yield each call's outcome as soon as it finishes (in completion order); never raises for one
+        call's trouble.
 
+        The run holds the calls it takes (claim = the run id), so recovery after a crash touches only
+        what this run held. ``take_idle``: a run launched by hand may reprocess COMPLETED and FAILED
+        calls; a pickup batch (or a relaunch of one) takes only calls still waiting in the queue.
         Calls whose transcript a callback delivered continue from normalization, whatever the selection.
         """
         batch = batch_id or UUID(run_id)
-        claims = self.db.begin_processing(call_ids, batch_id=batch)
+        claims = self.db.begin_processing(call_ids, batch_id=batch, run_id=UUID(run_id), take_idle=take_idle)
         started = {claim.call_id for claim in claims}
         resumed = self.callbacks.begin_resume([i for i in call_ids if i not in started], batch_id=batch)
         resumed_ids = {claim.call_id for claim in resumed}
@@ -116,37 +125,42 @@ class CallPipeline:
         started |= resumed_ids
         for call_id in call_ids:
             if call_id not in started:
-                yield CallOutcome(call_id, error_code=self._why_not_started(call_id))
+                yield self._not_started(call_id)
         if not claims:
             return
         flags = EffectiveFlags.resolve(self.settings.flag_defaults, self.db.get_feature_flags())
-        in_flight = set(started)
-        stop_heartbeat = threading.Event()
-        heartbeat = threading.Thread(
-            target=self._heartbeat, args=(in_flight, stop_heartbeat), name="scryon-heartbeat", daemon=True
-        )
-        heartbeat.start()
-        workers = min(len(claims), self.settings.scryon_batch_parallel_calls)
-        try:
+        with BatchBookkeeping(self.db, started) as bookkeeping:
+            workers = min(len(claims), self.settings.scryon_batch_parallel_calls)
+            # The call pool is left (waiting for every call) before the diarization pool it submits to.
             with (
-                ThreadPoolExecutor(workers, thread_name_prefix="scryon-call") as calls,
                 ThreadPoolExecutor(workers, thread_name_prefix="scryon-diarize") as diarizers,
+                ThreadPoolExecutor(workers, thread_name_prefix="scryon-call") as calls,
             ):
-                futures: dict[Future[CallOutcome], UUID] = {
+                futures: dict[Future[CallOutcome], ClaimedCall] = {
                     calls.submit(
-                        self._run_call, claim, selection, flags, diarizers, resumed=claim.call_id in resumed_ids
-                    ): claim.call_id
+                        self._run_call,
+                        claim,
+                        selection,
+                        flags,
+                        diarizers,
+                        bookkeeping.events,
+                        resumed=claim.call_id in resumed_ids,
+                    ): claim
                     for claim in claims
                 }
                 for future in as_completed(futures):
-                    in_flight.discard(futures[future])
-                    yield future.result()
-        finally:
-            stop_heartbeat.set()
-            heartbeat.join()
+                    claim = futures[future]
+                    bookkeeping.finished(claim.call_id)
+                    yield _outcome_of(future, claim)
 
-    def _why_not_started(self, call_id: UUID) -> str:
-        return "call_not_found" if self.db.get_call(call_id) is None else "call_busy"
+    def _not_started(self, call_id: UUID) -> CallOutcome:
+        """Why the run did not take a call: an unknown call fails, a finished one is left as it is."""
+        call = self.db.get_call(call_id)
+        if call is None:
+            return CallOutcome(call_id, error_code="call_not_found")
+        if call.status in TERMINAL_STATUSES or call.status is CallStatus.QUEUED:
+            return CallOutcome(call_id, left_alone=f"{call.status.lower()}_not_taken")
+        return CallOutcome(call_id, error_code="call_busy")
 
     def _why_not_handed_off(self, call_id: UUID) -> str:
         """An empty delivery may have failed the call before its run let go of it."""
@@ -155,24 +169,19 @@ class CallPipeline:
             return call.error_reason
         return "superseded"
 
-    def _heartbeat(self, in_flight: set[UUID], stop: threading.Event) -> None:
-        while not stop.wait(HEARTBEAT_SECONDS):
-            try:
-                self.db.heartbeat(list(in_flight))
-            except Exception:  # a missed heartbeat only risks a sweep; never stop the batch for it
-                logger.warning("heartbeat failed", exc_info=False)
-
-    # --- one call -------------------------------------------------------------------------------
     def _run_call(
         self,
         claim: ClaimedCall,
         selection: StageSelection,
         flags: EffectiveFlags,
         diarizers: ThreadPoolExecutor,
+        events: Callable[[ProcessingEvent], None],
         *,
         resumed: bool,
     ) -> CallOutcome:
-        log = StageLog(claim.call_id, claim.user_id)
+        """One call through its stages; whatever goes wrong ends as this call's outcome, never as an
+        exception that could reach its neighbours."""
+        log = StageLog(claim.call_id, claim.user_id, events)
         try:
             call = self.db.get_call(claim.call_id)
             if call is None:
@@ -196,29 +205,51 @@ class CallPipeline:
                 return CallOutcome(claim.call_id, error_code="superseded")
             return CallOutcome(claim.call_id, materialized=materialized)
         except StageFailure as failure:
-            self._fail(claim, failure.code)
-            return CallOutcome(claim.call_id, error_code=failure.code)
+            return self._settle_failure(claim, failure.code)
+        except DatabaseUnavailableError:
+            return self._settle_failure(claim, ErrorCode.DATABASE_UNAVAILABLE)
+        except ObjectStoreUnavailableError:
+            return self._settle_failure(claim, ErrorCode.STORAGE_UNAVAILABLE)
         except Exception as exc:
             # Only the type: messages of third-party exceptions may quote call data.
             logger.error("call %s failed unexpectedly (%s)", claim.call_id, type(exc).__name__)
-            self._fail(claim, ErrorCode.INTERNAL_ERROR)
-            return CallOutcome(claim.call_id, error_code=ErrorCode.INTERNAL_ERROR)
-        finally:
-            self._flush(log)
+            return self._settle_failure(claim, ErrorCode.INTERNAL_ERROR)
+
+    def _settle_failure(self, claim: ClaimedCall, code: str) -> CallOutcome:
+        """Retry or fail the call (``settle_failure``); if neither can be written, the call is left in
+        flight for the stale sweep, which settles it by the same rule."""
+        try:
+            settlement = settle_failure(
+                self.db,
+                self.settings.retry_policy,
+                call_id=claim.call_id,
+                attempt=claim.attempt,
+                retry_count=claim.retry_count,
+                code=code,
+            )
+        except Exception as exc:
+            logger.warning("call %s: failure %s not recorded (%s)", claim.call_id, code, type(exc).__name__)
+            return CallOutcome(claim.call_id, left_alone=f"unrecorded_{code}")
+        if settlement is Settlement.RETRY:
+            return CallOutcome(claim.call_id, retry_of=code)
+        return CallOutcome(claim.call_id, error_code=code)
 
     def _stages(
         self, work: CallWork, selection: StageSelection, diarizers: ThreadPoolExecutor
     ) -> dict[PipelineAsset, dict[str, MetadataValue]]:
-        materialized: dict[PipelineAsset, dict[str, MetadataValue]] = {}
-        if selection.needs_audio:
+        materialized: dict[PipelineAsset, dict[str, MetadataValue]] = {
+            asset: {"reused": True} for asset in self._reused_outputs(work, selection)
+        }
+        audio_stages = {PipelineAsset.DIARIZATION, PipelineAsset.RAW_TRANSCRIPT} & selection.assets - set(materialized)
+        if audio_stages and (original := self._original_audio(work)) is not None:
             may_diarize = (
-                PipelineAsset.DIARIZATION in selection and work.flags.diarization and self.pyannote is not None
+                PipelineAsset.DIARIZATION in audio_stages and work.flags.diarization and self.pyannote is not None
             )
-            work.audio = self._preprocess(work, diarization_variant=may_diarize)
+            work.audio = self._preprocess(work, original, diarization_variant=may_diarize)
             diarized: Future[dict[str, MetadataValue] | None] | None = None
-            if PipelineAsset.DIARIZATION in selection:
+            if PipelineAsset.DIARIZATION in audio_stages:
                 diarized = diarizers.submit(self._diarize, work)
-            if PipelineAsset.RAW_TRANSCRIPT in selection:
+            if PipelineAsset.RAW_TRANSCRIPT in audio_stages:
                 if self.callback_signer is not None:
                     self._submit_for_callback(work, self.callback_signer)
                 else:
@@ -229,27 +260,55 @@ class CallPipeline:
             if work.awaiting_callback:
                 return materialized
         normalized = None
-        if PipelineAsset.NORMALIZED_TRANSCRIPT in selection:
+        if PipelineAsset.NORMALIZED_TRANSCRIPT in selection and PipelineAsset.NORMALIZED_TRANSCRIPT not in materialized:
             self._load_raw_outputs(work)
             if work.resumed_from_callback:
                 materialized[PipelineAsset.RAW_TRANSCRIPT] = self._delivered_transcript_metadata(work)
             normalized, metadata = build_normalized_transcript(self, work)
             materialized[PipelineAsset.NORMALIZED_TRANSCRIPT] = metadata
-        if PipelineAsset.ANALYSIS in selection:
+        if PipelineAsset.ANALYSIS in selection and PipelineAsset.ANALYSIS not in materialized:
             analysis_metadata = run_analysis(self, work, normalized)
             if analysis_metadata is not None:
                 materialized[PipelineAsset.ANALYSIS] = analysis_metadata
         return materialized
 
-    # --- stages ---------------------------------------------------------------------------------
-    def _preprocess(self, work: CallWork, *, diarization_variant: bool) -> PreprocessedAudio:
+    def _reused_outputs(self, work: CallWork, selection: StageSelection) -> list[PipelineAsset]:
+        """The selected outputs this processing cycle has stored already (an earlier try of a retried
+        call): reused as they are, so that no finished stage is paid for twice.
+
+        An output is reused only with all of its selected upstream outputs, so that a rebuilt upstream
+        (a diarization that failed softly the first time, say) always rebuilds what derives from it."""
+        if work.resumed_from_callback or not work.claim.retry_count or work.call.cycle_started_at is None:
+            return []
+        cycle_started_at = work.call.cycle_started_at
+        reused: list[PipelineAsset] = []
+        for asset in PipelineAsset:  # in dependency order
+            record = work.artifacts.get(asset.artifact_type)
+            if (
+                asset in selection
+                and record is not None
+                and record.created_at >= cycle_started_at
+                and all(dep in reused for dep in asset.upstream & selection.assets)
+            ):
+                reused.append(asset)
+        return reused
+
+    def _original_audio(self, work: CallWork) -> bytes | None:
+        """The recording, or None when it has expired but a stored transcript lets the call be
+        re-derived without it (no audio provider is paid again)."""
         temp_audio = work.artifacts.get(ArtifactType.TEMP_AUDIO)
-        if temp_audio is None:
-            raise StageFailure(ErrorCode.AUDIO_MISSING)
         try:
-            original = self.store.get_bytes(temp_audio.storage_key)
+            if temp_audio is not None:
+                return self.store.get_bytes(temp_audio.storage_key)
         except ObjectNotFoundError:
-            raise StageFailure(ErrorCode.AUDIO_MISSING) from None
+            pass
+        if ArtifactType.RAW_TRANSCRIPT_JSON not in work.artifacts:
+            raise StageFailure(ErrorCode.AUDIO_MISSING)
+        work.log.skipped(Stage.TRANSCRIBED, provider="lemonfox", reason="audio_expired_stored_transcript_used")
+        return None
+
+    # --- stages ---------------------------------------------------------------------------------
+    def _preprocess(self, work: CallWork, original: bytes, *, diarization_variant: bool) -> PreprocessedAudio:
         if not self.settings.scryon_audio_preprocessing_enabled:
             work.log.skipped(Stage.AUDIO_PREPROCESSED, provider="ffmpeg", reason="disabled")
             return PreprocessedAudio.unprocessed(original)
@@ -453,20 +512,13 @@ class CallPipeline:
     def move(self, work: CallWork, expected: CallStatus | tuple[CallStatus, ...], target: CallStatus) -> bool:
         return self.db.transition(work.call_id, expected, target, attempt=work.claim.attempt)
 
-    def _fail(self, claim: ClaimedCall, code: str) -> None:
-        self.db.transition(
-            claim.call_id,
-            (CallStatus.TRANSCRIBING, CallStatus.ANALYZING),
-            CallStatus.FAILED,
-            error_reason=code,
-            attempt=claim.attempt,
-        )
 
-    def _flush(self, log: StageLog) -> None:
-        try:
-            self.db.record_events(log.drain())
-        except Exception as exc:
-            logger.warning("events of call %s not recorded (%s)", log.call_id, type(exc).__name__)
+def _outcome_of(future: Future[CallOutcome], claim: ClaimedCall) -> CallOutcome:
+    try:
+        return future.result()
+    except Exception as exc:  # _run_call settles every failure; this only guards the batch against a bug
+        logger.error("call %s: no outcome (%s)", claim.call_id, type(exc).__name__)
+        return CallOutcome(claim.call_id, error_code=ErrorCode.INTERNAL_ERROR)
 
 
 def _voiceprint_of(embedding_json: object) -> str | None:

@@ -9,14 +9,17 @@ normalization.
 """
 
 import time
+from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID, uuid4
 
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from scryon_dagster.adapters.db.callback_queries import CallbackQueries
-from scryon_dagster.adapters.db.records import ClaimedCall, ClaimRelease
+from scryon_dagster.adapters.db.records import CallRecord, ClaimedCall, ClaimRelease
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.domain.calls import CallStatus, ErrorCode
 from scryon_dagster.domain.flags import EffectiveFlags
@@ -28,7 +31,8 @@ from scryon_dagster.jobs.calls import (
 )
 from scryon_dagster.partitions import BATCH_TAG, CALLS_PARTITIONS, RUN_KIND_TAG
 from scryon_dagster.pipeline.callbacks import RESUME_SELECTION
-from scryon_dagster.pipeline.outcomes import StageSelection
+from scryon_dagster.pipeline.outcomes import PipelineAsset, StageSelection
+from scryon_dagster.pipeline.settle import IN_FLIGHT, Settlement, settle_failure
 from scryon_dagster.resources import CallDatabaseResource, SettingsResource
 from scryon_dagster.settings import Settings, load_settings
 
@@ -178,8 +182,9 @@ def claim_batch(
     monitored_jobs=[process_calls_job, process_listed_calls_job],
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        "Safety net for killed run workers: calls left mid-flight by a failed run become FAILED "
-        "(run_crashed); calls it never started go back to the queue (launch_failed after too many tries)."
+        "Safety net for failed runs: calls a dead run held mid-flight go back to the queue (run_crashed, "
+        "retried like any transient failure), calls it finished but did not report reach Dagster, and "
+        "calls it never started go back to the pickup (launch_failed after too many tries)."
     ),
 )
 def crashed_batch_sensor(
@@ -187,21 +192,94 @@ def crashed_batch_sensor(
 ) -> None:
     run = context.dagster_run
     batch_id = UUID(run.tags.get(BATCH_TAG) or run.run_id)
-    crashed, unstarted = recover_crashed_batch(database.db, batch_id, config.settings)
+    recovery = recover_crashed_run(database.db, UUID(run.run_id), batch_id, config.settings)
+    reported = report_unrecorded_completions(context.instance, run, database.db, recovery.completed)
     context.log.info(
-        f"batch {batch_id}: {crashed} mid-flight calls failed, {unstarted.released} unstarted calls re-queued, "
-        f"{unstarted.failed} failed (launch_failed)"
+        f"run {run.run_id} (batch {batch_id}): {recovery.requeued} mid-flight calls re-queued, "
+        f"{recovery.failed} failed (run_crashed, no retries left), {reported} finished calls reported to Dagster, "
+        f"{recovery.unstarted.released} unstarted calls given back, {recovery.unstarted.failed} failed (launch_failed)"
     )
 
 
-def recover_crashed_batch(db: CallDatabase, batch_id: UUID, settings: Settings) -> tuple[int, ClaimRelease]:
-    """Fail the batch's calls still mid-flight in this attempt; give its never-started calls back.
+@dataclass(frozen=True)
+class CrashRecovery:
+    requeued: int
+    failed: int
+    completed: list[CallRecord]
+    """Calls the run held that are COMPLETED in the call database."""
+    unstarted: ClaimRelease
 
-    Calls that finished, or were re-queued or taken by another batch since, are left alone."""
-    crashed = 0
-    for call in db.calls_in_batch(batch_id):
-        if call.status in (CallStatus.TRANSCRIBING, CallStatus.ANALYZING):
-            crashed += db.transition(
-                call.id, call.status, CallStatus.FAILED, error_reason=ErrorCode.RUN_CRASHED, attempt=call.attempt
+
+def recover_crashed_run(db: CallDatabase, run_id: UUID, batch_id: UUID, settings: Settings) -> CrashRecovery:
+    """Settle the calls the failed run still held mid-flight as a transient ``run_crashed`` failure;
+    give its batch's never-started calls back.
+
+    A run holds the calls it took (claim = its run id; delivered callbacks resumed by a batch are held by
+    the batch), so calls another run took since, or that finished, are never touched."""
+    settled: Counter[Settlement] = Counter()
+    completed = []
+    held = {call.id: call for holder in {run_id, batch_id} for call in db.calls_held_by(holder)}
+    for call in held.values():
+        if call.status in IN_FLIGHT:
+            settled[
+                settle_failure(
+                    db,
+                    settings.retry_policy,
+                    call_id=call.id,
+                    attempt=call.attempt,
+                    retry_count=call.retry_count,
+                    code=ErrorCode.RUN_CRASHED,
+                )
+            ] += 1
+        elif call.status is CallStatus.COMPLETED:
+            completed.append(call)
+    return CrashRecovery(
+        requeued=settled[Settlement.RETRY],
+        failed=settled[Settlement.FAILED],
+        completed=completed,
+        unstarted=release_unstarted(db, batch_id, settings),
+    )
+
+
+def report_unrecorded_completions(
+    instance: dg.DagsterInstance, run: dg.DagsterRun, db: CallDatabase, calls: list[CallRecord]
+) -> int:
+    """Report the materializations of calls the run completed in the call database but died before
+    handing to Dagster (this processing cycle's stored outputs of the assets the run planned), so that
+    Dagster agrees with the database. Returns how many calls were reported."""
+    if not calls:
+        return 0
+    recorded: set[tuple[str, str]] = set()
+    for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+        materialization = record.asset_materialization
+        if materialization is not None and materialization.partition is not None:
+            recorded.add((materialization.asset_key.to_user_string(), materialization.partition))
+    planned = _planned_assets(run)
+    reported = 0
+    for call in calls:
+        artifacts = db.get_artifacts(call.id)
+        missing = [
+            asset
+            for asset in planned
+            if (asset.value, str(call.id)) not in recorded
+            and (artifact := artifacts.get(asset.artifact_type)) is not None
+            and (call.cycle_started_at is None or artifact.created_at >= call.cycle_started_at)
+        ]
+        for asset in missing:
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(
+                    asset_key=asset.value, partition=str(call.id), metadata={"recovered_from_run": run.run_id}
+                )
             )
-    return crashed, release_unstarted(db, batch_id, settings)
+        reported += bool(missing)
+    return reported
+
+
+def _planned_assets(run: dg.DagsterRun) -> list[PipelineAsset]:
+    """The call assets a batch run was launched to build: its asset selection, or a listed run's config."""
+    names = {asset.value for asset in PipelineAsset}
+    if run.asset_selection:
+        return [PipelineAsset(key.path[-1]) for key in run.asset_selection if key.path[-1] in names]
+    run_config: dict[str, Any] = dict(run.run_config)
+    op_config = ((run_config.get("ops") or {}).get("process_listed_calls_op") or {}).get("config") or {}
+    return [PipelineAsset(name) for name in op_config.get("assets", sorted(names)) if name in names]

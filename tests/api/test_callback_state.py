@@ -59,10 +59,10 @@ def test_a_delivered_call_waits_for_its_run_to_let_go(
     assert deliver(db, store, query) is DeliveryOutcome.ACCEPTED
     # the run is still diarizing: no resume yet, and the call is still part of the run's batch
     assert callbacks.claim_received(uuid4(), 10) == []
-    assert [call.id for call in db.calls_in_batch(batch)] == [call_id]
+    assert [call.id for call in db.calls_held_by(batch)] == [call_id]
 
     assert callbacks.hand_off(call_id, attempt=attempt)
-    assert db.calls_in_batch(batch) == []  # a failure of that run no longer touches the call
+    assert db.calls_held_by(batch) == []  # a failure of that run no longer touches the call
     (resumed,) = callbacks.claim_received(uuid4(), 10)
     assert (resumed.call_id, resumed.attempt) == (call_id, attempt + 1)
 

@@ -26,8 +26,8 @@ def test_production_instance_loads_on_postgres(
             assert type(instance.run_storage).__name__ == "PooledPostgresRunStorage"
             assert type(instance.schedule_storage).__name__ == "PooledPostgresScheduleStorage"
             assert instance.run_coordinator.dequeue_interval_seconds == 1  # type: ignore[attr-defined]
-            assert instance.run_retries_enabled
-            assert not instance.run_retries_retry_on_asset_or_op_failure
+            # a relaunched batch would race the crash recovery, which re-queues a dead run's calls itself
+            assert not instance.run_retries_enabled
             assert instance.run_monitoring_enabled
             assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 8
             assert instance.get_runs() == []

@@ -17,7 +17,7 @@ from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.domain.calls import CallStatus
 from scryon_dagster.partitions import BATCH_TAG, calls_partitions
 from scryon_dagster.resources import CallDatabaseResource, SettingsResource
-from scryon_dagster.sensors.queued_calls import queued_calls_sensor, recover_crashed_batch
+from scryon_dagster.sensors.queued_calls import queued_calls_sensor, recover_crashed_run
 from scryon_dagster.settings import load_settings
 
 
@@ -211,7 +211,7 @@ def test_concurrent_ticks_never_launch_a_call_twice(
         while requests := _tick(instance, resources):
             with lock:
                 for request in requests:
-                    batch = [call.id for call in db.calls_in_batch(UUID(request.tags[BATCH_TAG]))]
+                    batch = [call.id for call in db.calls_held_by(UUID(request.tags[BATCH_TAG]))]
                     launched.extend(str(call_id) for call_id in batch)
 
     threads = [threading.Thread(target=ticker) for _ in range(4)]
@@ -267,21 +267,46 @@ def test_a_call_whose_runs_never_start_fails_after_its_last_pickup_instead_of_lo
     assert (call.status, call.error_reason) == (CallStatus.FAILED, "launch_failed")
 
 
-def test_a_crashed_batch_fails_its_mid_flight_calls_and_requeues_the_unstarted_ones(
+def test_a_crashed_run_requeues_its_mid_flight_calls_for_a_retry_and_gives_back_the_unstarted_ones(
     db: CallDatabase, instance: dg.DagsterInstance, resources: dict[str, dg.ConfigurableResource]
 ) -> None:
-    mid_flight, finished, never_started = _queue(db, 3)
+    mid_flight, finished, never_started, other_runs = _queue(db, 4)
     (request,) = _tick(instance, resources)
     batch = UUID(request.tags[BATCH_TAG])
-    db.begin_processing([mid_flight, finished], batch_id=batch)
+    run_id, relaunch_id = uuid4(), uuid4()
+    db.begin_processing([mid_flight, finished], batch_id=batch, run_id=run_id)
     db.transition(finished, CallStatus.TRANSCRIBING, CallStatus.COMPLETED)
+    # a relaunch of the same batch holds a call of its own: the dead run's recovery must not touch it
+    db.begin_processing([other_runs], batch_id=batch, run_id=relaunch_id)
 
     settings = load_settings()
-    assert recover_crashed_batch(db, batch, settings) == (1, ClaimRelease(released=1, failed=0))
+    recovery = recover_crashed_run(db, run_id, batch, settings)
+    assert (recovery.requeued, recovery.failed) == (1, 0)
+    assert [call.id for call in recovery.completed] == [finished]
+    assert recovery.unstarted == ClaimRelease(released=1, failed=0)
 
-    calls = db.get_calls([mid_flight, finished, never_started])
-    assert (calls[mid_flight].status, calls[mid_flight].error_reason) == (CallStatus.FAILED, "run_crashed")
+    calls = db.get_calls([mid_flight, finished, never_started, other_runs])
+    assert (calls[mid_flight].status, calls[mid_flight].retry_count) == (CallStatus.QUEUED, 1)
+    assert calls[mid_flight].retry_after is not None
     assert calls[finished].status is CallStatus.COMPLETED
     assert (calls[never_started].status, calls[never_started].claim_id) == (CallStatus.QUEUED, None)
+    assert (calls[other_runs].status, calls[other_runs].claim_id) == (CallStatus.TRANSCRIBING, relaunch_id)
     # a second failure event changes nothing
-    assert recover_crashed_batch(db, batch, settings) == (0, ClaimRelease(released=0, failed=0))
+    again = recover_crashed_run(db, run_id, batch, settings)
+    assert (again.requeued, again.failed, again.unstarted) == (0, 0, ClaimRelease(released=0, failed=0))
+
+
+def test_a_crashed_run_fails_a_call_that_has_used_its_retries(
+    db: CallDatabase, instance: dg.DagsterInstance, resources: dict[str, dg.ConfigurableResource]
+) -> None:
+    (call_id,) = _queue(db, 1)
+    (request,) = _tick(instance, resources)
+    run_id = uuid4()
+    db.begin_processing([call_id], batch_id=UUID(request.tags[BATCH_TAG]), run_id=run_id)
+
+    recovery = recover_crashed_run(db, run_id, UUID(request.tags[BATCH_TAG]), load_settings(scryon_call_max_retries=0))
+
+    assert (recovery.requeued, recovery.failed) == (0, 1)
+    call = db.get_call(call_id)
+    assert call is not None
+    assert (call.status, call.error_reason) == (CallStatus.FAILED, "run_crashed")

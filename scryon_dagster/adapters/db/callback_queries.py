@@ -21,7 +21,7 @@ from uuid import UUID
 import psycopg
 
 from scryon_dagster.adapters.db.records import ClaimedCall
-from scryon_dagster.adapters.db.repository import CallDatabase
+from scryon_dagster.adapters.db.repository import CallDatabase, claimed_call
 from scryon_dagster.domain.calls import CallStatus, ErrorCode
 
 AWAITING = "AWAITING"
@@ -169,7 +169,7 @@ class CallbackQueries:
             {"batch": batch_id, "limit": limit},
         )
         rows.sort(key=lambda row: (row["callback_received_at"], row["id"]))
-        return [ClaimedCall(call_id=row["id"], user_id=row["user_id"], attempt=row["attempt"]) for row in rows]
+        return [claimed_call(row) for row in rows]
 
     def begin_resume(self, call_ids: Sequence[UUID], *, batch_id: UUID) -> list[ClaimedCall]:
         """Take the delivered calls among ``call_ids`` for a run: those this batch claimed, and
@@ -184,13 +184,13 @@ class CallbackQueries:
                 claim_id = %(batch)s
             WHERE id = ANY(%(ids)s) AND status = 'TRANSCRIBING' AND callback_state = 'RECEIVED'
               AND (claim_id IS NULL OR claim_id = %(batch)s)
-            RETURNING id, user_id, attempt
+            RETURNING id, user_id, attempt, retry_count
             """,
             {"batch": batch_id, "ids": list(call_ids)},
         )
         order = {call_id: index for index, call_id in enumerate(call_ids)}
         rows.sort(key=lambda row: order[row["id"]])
-        return [ClaimedCall(call_id=row["id"], user_id=row["user_id"], attempt=row["attempt"]) for row in rows]
+        return [claimed_call(row) for row in rows]
 
     def resume_claims_older_than(self, claimed_before: datetime) -> list[UUID]:
         """Batch ids holding delivered calls claimed before the given time (candidates for release)."""

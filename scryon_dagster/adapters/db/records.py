@@ -29,6 +29,13 @@ class CallRecord:
     attempt: int
     created_at: datetime
     updated_at: datetime
+    retry_count: int = 0
+    """Automatic retries used in this processing cycle."""
+    retry_after: datetime | None = None
+    """A QUEUED call waiting for its retry is not picked up before this."""
+    cycle_started_at: datetime | None = None
+    """When this processing cycle began (intake, or leaving COMPLETED/FAILED): outputs stored since
+    then are this cycle's, and a retry reuses them instead of paying for them again."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,8 @@ class ClaimedCall:
     call_id: UUID
     user_id: UUID
     attempt: int
+    retry_count: int = 0
+    """Automatic retries this processing cycle has used so far."""
 
 
 @dataclass(frozen=True)

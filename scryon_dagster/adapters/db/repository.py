@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
+import tenacity
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -37,9 +38,15 @@ from scryon_dagster.domain.calls import (
 
 _CALL_COLUMNS = (
     "id, user_id, title, notes, contact_name, contact_id, phone_number, organization, direction, "
-    "recorded_at, duration_seconds, status, error_reason, claim_id, claimed_at, attempt, created_at, updated_at"
+    "recorded_at, duration_seconds, status, error_reason, claim_id, claimed_at, attempt, created_at, updated_at, "
+    "retry_count, retry_after, cycle_started_at"
 )
+# Lost connections (a restart, a failover, a killed backend) and their kin: worth running the statement again.
+_RETRY_WAIT = tenacity.wait_exponential_jitter(multiplier=0.05, max=2.0)
 _ARTIFACT_COLUMNS = "call_id, artifact_type, storage_key, content_type, byte_size, schema_version, created_at"
+
+
+_T = TypeVar("_T")
 
 
 class DatabaseError(RuntimeError):
@@ -57,7 +64,15 @@ class IllegalTransitionError(DatabaseError):
 class CallDatabase:
     """The call database (Postgres is the source of truth). Thread-safe; one per process."""
 
-    def __init__(self, database_url: str, *, max_connections: int = 10, timeout_seconds: float = 10) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        max_connections: int = 10,
+        timeout_seconds: float = 10,
+        retry_seconds: float = 30,
+    ) -> None:
+        """``retry_seconds``: how long a statement that lost its connection is tried again (0: never)."""
         self._pool = ConnectionPool(
             database_url,
             min_size=1,
@@ -66,8 +81,11 @@ class CallDatabase:
             kwargs={"autocommit": False, "connect_timeout": 5},
             open=False,
             name="scryon-calls",
+            # a pooled connection may have died with a server restart: check it before handing it out
+            check=ConnectionPool.check_connection,
         )
         self._opened = False
+        self._retry_seconds = retry_seconds
 
     # --- lifecycle ------------------------------------------------------------------------------
     def open(self) -> CallDatabase:
@@ -100,12 +118,34 @@ class CallDatabase:
         except psycopg.OperationalError as exc:
             raise DatabaseUnavailableError(f"call database unreachable ({type(exc).__name__})") from exc
 
+    def run(self, work: Callable[[psycopg.Cursor[dict[str, Any]], bool], _T]) -> _T:
+        """``work(cursor, retried)`` in one transaction, run again with bounded backoff when the
+        connection is lost, for up to ``retry_seconds``; then DatabaseUnavailableError.
+
+        ``retried`` is True on a second or later try: the earlier commit may have happened with only
+        its answer lost, so a statement that is not idempotent checks for its own earlier effect.
+        For this package's query classes only.
+        """
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(DatabaseUnavailableError),
+            stop=tenacity.stop_after_delay(self._retry_seconds),
+            wait=_RETRY_WAIT,
+            reraise=True,
+        )
+        for attempt in retrying:
+            with attempt, self.transaction() as cur:
+                return work(cur, attempt.retry_state.attempt_number > 1)
+        raise AssertionError("unreachable: tenacity reraises the last error")
+
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
-        """One statement in its own transaction. For this package's query classes only: callers
-        outside ``adapters/db`` use the named methods."""
-        with self.transaction() as cur:
+        """One statement in its own transaction, retried on a lost connection (see ``run``). For this
+        package's query classes only: callers outside ``adapters/db`` use the named methods."""
+
+        def execute(cur: psycopg.Cursor[dict[str, Any]], retried: bool) -> list[dict[str, Any]]:
             cur.execute(sql, params)
             return list(cur.fetchall()) if cur.description else []
+
+        return self.run(execute)
 
     def check(self) -> None:
         """Raise DatabaseUnavailableError unless a round trip to the database succeeds."""
@@ -153,12 +193,14 @@ class CallDatabase:
         temp_audio_size: int,
     ) -> CallRecord:
         """Insert the call as QUEUED together with its TEMP_AUDIO artifact, in one transaction."""
-        with self.transaction() as cur:
+
+        def insert(cur: psycopg.Cursor[dict[str, Any]], retried: bool) -> dict[str, Any] | None:
             cur.execute(
                 f"""
                 INSERT INTO call_records (id, user_id, title, notes, contact_name, contact_id,
                     phone_number, organization, direction, recorded_at, duration_seconds, status)
                 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'QUEUED')
+                ON CONFLICT (id) DO NOTHING
                 RETURNING {_CALL_COLUMNS}
                 """,
                 (
@@ -168,6 +210,9 @@ class CallDatabase:
                 ),
             )  # fmt: skip
             row = cur.fetchone()
+            if row is None and retried:  # the first try committed; only its answer was lost
+                cur.execute(f"SELECT {_CALL_COLUMNS} FROM call_records WHERE id = %s", (call_id,))
+                return cur.fetchone()
             cur.execute(
                 """
                 INSERT INTO call_artifacts (call_id, artifact_type, storage_key, content_type, byte_size)
@@ -175,7 +220,11 @@ class CallDatabase:
                 """,
                 (call_id, temp_audio_key, temp_audio_content_type, temp_audio_size),
             )
-        assert row is not None
+            return row
+
+        row = self.run(insert)
+        if row is None:
+            raise DatabaseError("a call with this id exists already")
         return _call(row)
 
     def get_call(self, call_id: UUID) -> CallRecord | None:
@@ -213,65 +262,131 @@ class CallDatabase:
         if illegal:
             raise IllegalTransitionError(f"{'/'.join(sorted(illegal))} -> {target} is not a legal transition")
         event_status = EventStatus.FAILED if target is CallStatus.FAILED else EventStatus.COMPLETED
-        rows = self.query(
-            """
-            WITH moved AS (
-                UPDATE call_records SET status = %(target)s, error_reason = %(error_reason)s
-                WHERE id = %(call_id)s AND status = ANY(%(expected)s)
-                  AND (%(attempt)s::int IS NULL OR attempt = %(attempt)s::int)
-                RETURNING id, user_id
+        params = {
+            "target": target.value,
+            "error_reason": error_reason,
+            "call_id": call_id,
+            "expected": [status.value for status in expected_set],
+            "attempt": attempt,
+            "stage": Stage.STATUS.value,
+            "event_status": event_status.value,
+            "note": f"status -> {target.value}",
+        }
+
+        def move(cur: psycopg.Cursor[dict[str, Any]], retried: bool) -> bool:
+            cur.execute(
+                """
+                WITH moved AS (
+                    UPDATE call_records SET status = %(target)s, error_reason = %(error_reason)s
+                    WHERE id = %(call_id)s AND status = ANY(%(expected)s)
+                      AND (%(attempt)s::int IS NULL OR attempt = %(attempt)s::int)
+                    RETURNING id, user_id
+                )
+                INSERT INTO call_processing_events (call_id, user_id, stage, status, error_code, error_message)
+                SELECT id, user_id, %(stage)s, %(event_status)s, %(error_reason)s, %(note)s FROM moved
+                RETURNING call_id
+                """,
+                params,
             )
-            INSERT INTO call_processing_events (call_id, user_id, stage, status, error_code, error_message)
-            SELECT id, user_id, %(stage)s, %(event_status)s, %(error_reason)s, %(note)s FROM moved
-            RETURNING call_id
-            """,
-            {
-                "target": target.value,
-                "error_reason": error_reason,
-                "call_id": call_id,
-                "expected": [status.value for status in expected_set],
-                "attempt": attempt,
-                "stage": Stage.STATUS.value,
-                "event_status": event_status.value,
-                "note": f"status -> {target.value}",
-            },
-        )
-        return bool(rows)
+            if cur.fetchone() is not None:
+                return True
+            return retried and attempt is not None and _moved_already(cur, call_id, target, attempt)
 
-    def begin_processing(self, call_ids: Sequence[UUID], *, batch_id: UUID) -> list[ClaimedCall]:
-        """Move the calls a run may work on to TRANSCRIBING, in one statement.
+        return self.run(move)
 
-        Those are the calls this batch claimed from the queue and, for runs launched by hand, idle
-        calls (unclaimed QUEUED, COMPLETED or FAILED), which the batch claims as a new attempt.
-        Calls that another run holds are left alone and not returned.
+    def begin_processing(
+        self, call_ids: Sequence[UUID], *, batch_id: UUID, run_id: UUID | None = None, take_idle: bool = True
+    ) -> list[ClaimedCall]:
+        """Move the calls a run may work on to TRANSCRIBING, held by ``run_id`` (default: the batch).
+
+        Those are the calls this batch claimed from the queue and unclaimed QUEUED ones (a relaunched
+        batch takes what its predecessor gave back), each as a new attempt unless the batch claimed
+        it; with ``take_idle`` (runs launched by hand) also COMPLETED and FAILED calls. Calls that
+        another run holds, and finished calls without ``take_idle``, are left alone and not returned.
         """
-        rows = self.query(
-            """
-            WITH moved AS (
-                UPDATE call_records SET
-                    status = 'TRANSCRIBING', error_reason = NULL,
-                    attempt = CASE WHEN status = 'QUEUED' AND claim_id = %(batch)s THEN attempt
-                                   ELSE attempt + 1 END,
-                    claimed_at = CASE WHEN claim_id = %(batch)s THEN claimed_at ELSE now() END,
-                    claim_id = %(batch)s
-                WHERE id = ANY(%(ids)s)
-                  AND (status IN ('COMPLETED', 'FAILED')
-                       OR (status = 'QUEUED' AND (claim_id IS NULL OR claim_id = %(batch)s)))
-                RETURNING id, user_id, attempt
-            ), events AS (
-                INSERT INTO call_processing_events (call_id, user_id, stage, status, error_message)
-                SELECT id, user_id, 'STATUS', 'COMPLETED', 'status -> TRANSCRIBING' FROM moved
+        params = {"batch": batch_id, "holder": run_id or batch_id, "ids": list(call_ids), "take_idle": take_idle}
+
+        def begin(cur: psycopg.Cursor[dict[str, Any]], retried: bool) -> list[dict[str, Any]]:
+            cur.execute(
+                """
+                WITH moved AS (
+                    UPDATE call_records SET
+                        status = 'TRANSCRIBING', error_reason = NULL, retry_after = NULL,
+                        attempt = CASE WHEN status = 'QUEUED' AND claim_id = %(batch)s THEN attempt
+                                       ELSE attempt + 1 END,
+                        claimed_at = now(),
+                        claim_id = %(holder)s
+                    WHERE id = ANY(%(ids)s)
+                      AND ((%(take_idle)s AND status IN ('COMPLETED', 'FAILED'))
+                           OR (status = 'QUEUED' AND (claim_id IS NULL OR claim_id = %(batch)s)))
+                    RETURNING id, user_id, attempt, retry_count
+                ), events AS (
+                    INSERT INTO call_processing_events (call_id, user_id, stage, status, error_message)
+                    SELECT id, user_id, 'STATUS', 'COMPLETED', 'status -> TRANSCRIBING' FROM moved
+                )
+                SELECT id, user_id, attempt, retry_count FROM moved
+                """,
+                params,
             )
-            SELECT id, user_id, attempt FROM moved
-            """,
-            {"batch": batch_id, "ids": list(call_ids)},
-        )
+            rows = list(cur.fetchall())
+            if retried:  # the first try may have committed: its calls are this run's already
+                cur.execute(
+                    "SELECT id, user_id, attempt, retry_count FROM call_records WHERE id = ANY(%(ids)s) "
+                    "AND status = 'TRANSCRIBING' AND claim_id = %(holder)s AND callback_state IS NULL",
+                    params,
+                )
+                taken = {row["id"] for row in rows}
+                rows += [row for row in cur.fetchall() if row["id"] not in taken]
+            return rows
+
+        rows = self.run(begin)
         order = {call_id: index for index, call_id in enumerate(call_ids)}
         rows.sort(key=lambda row: order[row["id"]])
-        return [ClaimedCall(call_id=row["id"], user_id=row["user_id"], attempt=row["attempt"]) for row in rows]
+        return [claimed_call(row) for row in rows]
 
-    def calls_in_batch(self, batch_id: UUID) -> list[CallRecord]:
-        rows = self.query(f"SELECT {_CALL_COLUMNS} FROM call_records WHERE claim_id = %s", (batch_id,))
+    def retry_later(
+        self, call_id: UUID, *, attempt: int, error_reason: str, retry_count: int, delay_seconds: float
+    ) -> bool:
+        """Put an in-flight call of this attempt back to QUEUED for its retry number ``retry_count + 1``,
+        not to be picked up for ``delay_seconds``; True when this caller moved it. The event row
+        carries the failure's code."""
+
+        def requeue(cur: psycopg.Cursor[dict[str, Any]], retried: bool) -> bool:
+            cur.execute(
+                """
+                WITH moved AS (
+                    UPDATE call_records SET status = 'QUEUED', error_reason = NULL,
+                        retry_count = retry_count + 1,
+                        retry_after = now() + make_interval(secs => %(delay)s)
+                    WHERE id = %(call_id)s AND status IN ('TRANSCRIBING', 'ANALYZING')
+                      AND attempt = %(attempt)s AND retry_count = %(retry_count)s
+                    RETURNING id, user_id, retry_count
+                )
+                INSERT INTO call_processing_events (call_id, user_id, stage, status, error_code, error_message)
+                SELECT id, user_id, %(stage)s, %(event_status)s, %(error_reason)s,
+                       'status -> QUEUED (retry ' || retry_count || ' after ' || %(delay)s::int || ' s)'
+                FROM moved
+                RETURNING call_id
+                """,
+                {
+                    "call_id": call_id,
+                    "attempt": attempt,
+                    "retry_count": retry_count,
+                    "delay": delay_seconds,
+                    "error_reason": error_reason,
+                    "stage": Stage.STATUS.value,
+                    "event_status": EventStatus.FAILED.value,
+                },
+            )
+            if cur.fetchone() is not None:
+                return True
+            return retried and _moved_already(cur, call_id, CallStatus.QUEUED, attempt)
+
+        return self.run(requeue)
+
+    def calls_held_by(self, holder_id: UUID) -> list[CallRecord]:
+        """The calls whose claim is ``holder_id``: a pickup batch's claimed calls, or a run's taken ones."""
+        rows = self.query(f"SELECT {_CALL_COLUMNS} FROM call_records WHERE claim_id = %s", (holder_id,))
         return [_call(row) for row in rows]
 
     def claim_queued(self, batch_id: UUID, limit: int) -> list[ClaimedCall]:
@@ -284,7 +399,7 @@ class CallDatabase:
             UPDATE call_records SET claim_id = %(batch)s, claimed_at = now(), attempt = attempt + 1
             WHERE id IN (
                 SELECT id FROM call_records
-                WHERE status = 'QUEUED' AND claim_id IS NULL
+                WHERE status = 'QUEUED' AND claim_id IS NULL AND (retry_after IS NULL OR retry_after <= now())
                 ORDER BY created_at, id
                 LIMIT %(limit)s
                 FOR UPDATE SKIP LOCKED
@@ -294,7 +409,7 @@ class CallDatabase:
             {"batch": batch_id, "limit": limit},
         )
         rows.sort(key=lambda row: (row["created_at"], row["id"]))
-        return [ClaimedCall(call_id=row["id"], user_id=row["user_id"], attempt=row["attempt"]) for row in rows]
+        return [claimed_call(row) for row in rows]
 
     def release_claim(self, batch_id: UUID, *, max_unstarted_pickups: int, error_reason: str) -> ClaimRelease:
         """Give a batch's calls that its run never started back to their pickup: QUEUED calls, and
@@ -403,7 +518,8 @@ class CallDatabase:
     def record_events(self, events: Sequence[ProcessingEvent]) -> None:
         if not events:
             return
-        with self.transaction() as cur:
+
+        def insert(cur: psycopg.Cursor[dict[str, Any]], retried: bool) -> None:
             cur.executemany(
                     """
                     INSERT INTO call_processing_events (call_id, user_id, stage, status, provider,
@@ -416,6 +532,8 @@ class CallDatabase:
                         for e in events
                     ],
             )  # fmt: skip
+
+        self.run(insert)
 
     def list_events(self, call_id: UUID) -> list[ProcessingEvent]:
         rows = self.query(
@@ -437,7 +555,8 @@ class CallDatabase:
     ) -> None:
         """In one transaction: the call's AI action items replaced (MANUAL ones kept) and its sentiment
         summary upserted (or removed when the analysis has none)."""
-        with self.transaction() as cur:
+
+        def replace(cur: psycopg.Cursor[dict[str, Any]], retried: bool) -> None:
             cur.execute("DELETE FROM action_items WHERE call_record_id = %s AND source = 'AI'", (call_id,))
             cur.executemany(
                 """
@@ -478,6 +597,8 @@ class CallDatabase:
                     _value(sentiment.tone_energy), _value(sentiment.tone_pace),
                 ),
             )  # fmt: skip
+
+        self.run(replace)
 
     def list_action_items(self, call_id: UUID) -> list[dict[str, Any]]:
         return self.query(
@@ -552,6 +673,20 @@ class CallDatabase:
             """,
             (user_id, provider, model, Jsonb(embedding_json), consent_version),
         )
+
+
+def claimed_call(row: dict[str, Any]) -> ClaimedCall:
+    return ClaimedCall(
+        call_id=row["id"], user_id=row["user_id"], attempt=row["attempt"], retry_count=row.get("retry_count", 0)
+    )
+
+
+def _moved_already(cur: psycopg.Cursor[dict[str, Any]], call_id: UUID, target: CallStatus, attempt: int) -> bool:
+    """Whether an earlier try of this very move committed (only its answer was lost)."""
+    cur.execute(
+        "SELECT 1 FROM call_records WHERE id = %s AND status = %s AND attempt = %s", (call_id, target.value, attempt)
+    )
+    return cur.fetchone() is not None
 
 
 def _value(member: Enum | None) -> Any:

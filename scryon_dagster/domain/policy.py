@@ -1,0 +1,59 @@
+"""Which failures are worth another try, and when: the one place the transient-vs-permanent rule lives.
+
+A transient failure (a provider rate limit, outage, timeout or a garbled answer; storage or the
+database out of reach; a run that died under the call) sends the call back to the queue with a
+growing wait, up to a bounded number of retries per processing cycle. Everything else (a provider's
+4xx, undecodable or missing audio, an empty transcript, a bug) fails the call at once: trying again
+would only spend money on the same answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from scryon_dagster.domain.calls import ErrorCode
+
+TRANSIENT_ERROR_CODES: frozenset[str] = frozenset(
+    {
+        ErrorCode.TRANSCRIPTION_TIMEOUT,
+        ErrorCode.TRANSCRIPTION_UNAVAILABLE,
+        ErrorCode.TRANSCRIPTION_RATE_LIMITED,
+        ErrorCode.TRANSCRIPTION_INVALID_OUTPUT,
+        ErrorCode.DIARIZATION_TIMEOUT,
+        ErrorCode.DIARIZATION_UNAVAILABLE,
+        ErrorCode.DIARIZATION_RATE_LIMITED,
+        ErrorCode.DIARIZATION_INVALID_OUTPUT,
+        ErrorCode.ANALYSIS_TIMEOUT,
+        ErrorCode.ANALYSIS_UNAVAILABLE,
+        ErrorCode.ANALYSIS_RATE_LIMITED,
+        ErrorCode.ANALYSIS_INVALID_OUTPUT,
+        ErrorCode.STORAGE_UNAVAILABLE,
+        ErrorCode.DATABASE_UNAVAILABLE,
+        ErrorCode.CALLBACK_TIMEOUT,
+        ErrorCode.STALE_JOB,
+        ErrorCode.RUN_CRASHED,
+    }
+)
+
+
+def is_transient(error_code: str) -> bool:
+    return error_code in TRANSIENT_ERROR_CODES
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded exponential backoff for transient failures of one processing cycle."""
+
+    max_retries: int
+    base_delay_seconds: float
+    max_delay_seconds: float
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0 or self.base_delay_seconds < 0 or self.max_delay_seconds < self.base_delay_seconds:
+            raise ValueError("retries must be >= 0 and 0 <= base delay <= max delay")
+
+    def delay_before_retry(self, error_code: str, retries_so_far: int) -> float | None:
+        """Seconds to wait before the next try, or None when the call must fail now."""
+        if not is_transient(error_code) or retries_so_far >= self.max_retries:
+            return None
+        return min(self.max_delay_seconds, self.base_delay_seconds * 2**retries_so_far)
