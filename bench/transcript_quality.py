@@ -1,41 +1,48 @@
-"""Transcript alignment quality and normalization speed on synthetic, seeded calls.
+"""Transcript speaker attribution per rendering, and normalization speed, on synthetic, seeded calls.
 
 Ground truth: conversations of known speakers with true word times. From each, the script derives what
 the providers would return — Whisper-like segments that straddle speaker changes, padded segment ends,
-jittered word times, some words without timestamps, words with or without punctuation — and a noisy
-pyannote diarization (turn boundaries jittered with a 0.25 s standard deviation, 3 % of turns given to a wrong speaker,
-a third of short backchannels missed, short spurious "fragment" speakers, exclusive turns).
+jittered word times, some words without timestamps — and a noisy pyannote diarization (every voice's
+turns with boundaries jittered with a 0.25 s standard deviation, 3 % of turns given to a wrong speaker, a
+third of short turns missed, short spurious "fragment" speakers; exclusive turns derived from them, the
+newest voice winning where two overlap).
 
-It reports the share of words attributed to their true speaker by
+Renderings (each its own calls):
+* punctuated — two speakers, Whisper's punctuation in the text and the words;
+* unpunctuated — the same kind of calls with no punctuation and no capitals at all;
+* backchannels — the listener drops "yeah", "mm-hm", "right"... into the speaker's sentences;
+* overlap — replies start 0.2-0.8 s before the other speaker finishes (words interleave in time);
+* three speakers — three-party calls with frequent changes of speaker.
+The last three alternate punctuated and unpunctuated calls.
+
+For each it reports the share of words attributed to their true speaker by
 * the segment-level baseline (each segment goes wholly to the speaker overlapping it most),
-* ``align`` (word-level overlap + sentence smoothing),
-* ``align`` + ``normalize`` (adds fragment-speaker absorption), on the words of the final transcript,
-and the wall time of ``build_transcript`` (align + normalize + resolve_speakers) on a two-hour call.
+* word-level max overlap (each word, with the times ``align`` gives it, to the speaker overlapping it most),
+* ours: ``build_transcript``, the chain the pipeline ships (align + normalize + resolve_speakers),
+and the wall time of ``build_transcript`` on two-hour calls.
 
-Run: .venv/bin/python bench/transcript_quality.py [--calls 200] [--seed 7]
+Run: .venv/bin/python bench/transcript_quality.py [--calls 100] [--seed 7] [--repeats 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
+import difflib
 import os
 import platform
 import random
 import statistics
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import pairwise
 from typing import Any
 
 from scryon_dagster.domain.calls import Direction
-from scryon_dagster.domain.provider_outputs import Diarization, RawTranscript
-from scryon_dagster.domain.transcript import (
-    Provenance,
-    SpeakerContext,
-    align,
-    build_transcript,
-    normalize,
-)
+from scryon_dagster.domain.provider_outputs import Diarization, RawTranscript, SpeakerTurn
+from scryon_dagster.domain.transcript import NormalizedTranscript, Provenance, SpeakerContext, align, build_transcript
 from scryon_dagster.domain.transcript.tokens import token_key
 
 _VOCABULARY_TEXT = (
@@ -46,8 +53,12 @@ _VOCABULARY_TEXT = (
     "want ready quickly today tomorrow monday friday next later soon early maybe probably definitely really"
 )
 _VOCABULARY = _VOCABULARY_TEXT.split()
+_BACKCHANNELS = ("yeah", "mm-hm", "right", "okay", "uh-huh", "sure")
 _PROVENANCE = Provenance("lemonfox", "whisper-1", "pyannote", "precision-2")
+_CONTEXT = SpeakerContext("Praveen Kumar", "Ravi Shankar", "+1 555 123 4567", Direction.OUTGOING)
 _SPEAKERS = ("SPEAKER_00", "SPEAKER_01", "SPEAKER_02")
+_FRAGMENT_SPEAKER = "SPEAKER_09"
+_SAME_TURN_MAX_GAP_SECONDS = 0.6
 
 
 @dataclass(frozen=True)
@@ -59,15 +70,52 @@ class TrueWord:
     ends_sentence: bool
 
 
-def conversation(rng: random.Random, duration_seconds: float, speaker_count: int) -> list[TrueWord]:
+@dataclass(frozen=True)
+class Rendering:
+    name: str
+    speaker_count: int = 2
+    punctuated: Callable[[int], bool] = lambda call: True
+    backchannel_share: float = 0.0
+    """Share of sentences of five words or more into which the listener drops a backchannel."""
+    overlapping_replies: bool = False
+
+
+def _alternating(call: int) -> bool:
+    return call % 2 == 0
+
+
+RENDERINGS = (
+    Rendering("punctuated"),
+    Rendering("unpunctuated", punctuated=lambda call: False),
+    Rendering("backchannels", punctuated=_alternating, backchannel_share=0.4),
+    Rendering("overlap", punctuated=_alternating, overlapping_replies=True),
+    Rendering("three speakers", speaker_count=3, punctuated=_alternating),
+)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Ground truth and what the providers make of it
+
+
+def conversation(rng: random.Random, duration_seconds: float, rendering: Rendering) -> list[TrueWord]:
+    """True words in order of start time."""
     words: list[TrueWord] = []
     clock = rng.uniform(0.2, 1.0)
     speaker = _SPEAKERS[0]
     while clock < duration_seconds:
+        listener = _next_speaker(rng, speaker, rendering.speaker_count)
         for _ in range(rng.choice((1, 1, 1, 2, 2, 3))):  # sentences in this turn
             length = rng.choice((1, 2, 3)) if rng.random() < 0.25 else rng.randint(4, 16)
+            backchannel_at = (
+                rng.randint(2, length - 2) if length >= 5 and rng.random() < rendering.backchannel_share else -1
+            )
             previous = ""
             for position in range(length):
+                if position == backchannel_at:  # said in a short pause of the speaker's
+                    clock += rng.uniform(0.05, 0.25)
+                    span = rng.uniform(0.2, 0.4)
+                    words.append(TrueWord(rng.choice(_BACKCHANNELS) + ",", clock, clock + span, listener, False))
+                    clock += span + rng.uniform(0.05, 0.25)
                 text = rng.choice([w for w in _VOCABULARY if w != previous])
                 previous = text
                 if position == 0:
@@ -81,14 +129,26 @@ def conversation(rng: random.Random, duration_seconds: float, speaker_count: int
                 words.append(TrueWord(text, clock, clock + span, speaker, last))
                 clock += span + rng.uniform(0.02, 0.14)
             clock += rng.uniform(0.1, 0.5)
-        others = [s for s in _SPEAKERS[:speaker_count] if s != speaker]
-        speaker = rng.choice(others) if speaker_count > 2 and rng.random() < 0.3 else others[0]
-        clock += rng.uniform(-0.15, 0.9)  # quick replies sometimes start a little early
-        clock = max(clock, words[-1].end + 0.01)
+        speaker = listener
+        if rendering.overlapping_replies:
+            clock = words[-1].end - rng.uniform(0.2, 0.8)
+        else:
+            clock += rng.uniform(-0.15, 0.9)  # quick replies sometimes start a little early
+            clock = max(clock, words[-1].end + 0.01)
+    words.sort(key=lambda word: word.start)
     return words
 
 
-def whisper_output(rng: random.Random, words: list[TrueWord], *, punctuated_words: bool) -> dict[str, Any]:
+def _next_speaker(rng: random.Random, speaker: str, speaker_count: int) -> str:
+    others = [s for s in _SPEAKERS[:speaker_count] if s != speaker]
+    return rng.choice(others) if speaker_count > 2 and rng.random() < 0.5 else others[0]
+
+
+def _as_heard(word: TrueWord, punctuated: bool) -> str:
+    return word.text if punctuated else token_key(word.text)
+
+
+def whisper_output(rng: random.Random, words: list[TrueWord], *, punctuated: bool) -> dict[str, Any]:
     """Segments cut on sentence ends by elapsed time, regardless of who speaks: many straddle a change."""
     segments: list[dict[str, Any]] = []
     current: list[TrueWord] = []
@@ -96,14 +156,14 @@ def whisper_output(rng: random.Random, words: list[TrueWord], *, punctuated_word
     for word in words:
         current.append(word)
         if word.ends_sentence and current[-1].end - current[0].start >= target:
-            segments.append(_segment(rng, len(segments), current, punctuated_words))
+            segments.append(_segment(rng, len(segments), current, punctuated))
             current, target = [], rng.uniform(3.0, 10.0)
     if current:
-        segments.append(_segment(rng, len(segments), current, punctuated_words))
+        segments.append(_segment(rng, len(segments), current, punctuated))
     return {
         "task": "transcribe",
         "language": "english",
-        "duration": words[-1].end + 0.5,
+        "duration": max(word.end for word in words) + 0.5,
         "text": " ".join(s["text"] for s in segments),
         "segments": segments,
     }
@@ -112,8 +172,7 @@ def whisper_output(rng: random.Random, words: list[TrueWord], *, punctuated_word
 def _segment(rng: random.Random, index: int, words: list[TrueWord], punctuated: bool) -> dict[str, Any]:
     provider_words = []
     for word in words:
-        text = word.text if punctuated else token_key(word.text)
-        entry: dict[str, Any] = {"word": text}
+        entry: dict[str, Any] = {"word": _as_heard(word, punctuated)}
         if rng.random() >= 0.05:  # 5 % of words come without timestamps
             entry["start"] = round(max(0.0, word.start + rng.gauss(0, 0.06)), 3)
             entry["end"] = round(max(entry["start"], word.end + rng.gauss(0, 0.06)), 3)
@@ -121,25 +180,27 @@ def _segment(rng: random.Random, index: int, words: list[TrueWord], punctuated: 
     return {
         "id": index,
         "start": round(max(0.0, words[0].start - rng.uniform(0.0, 0.3)), 3),
-        "end": round(words[-1].end + rng.uniform(0.1, 0.6), 3),  # Whisper pads segment ends
-        "text": " " + " ".join(word.text for word in words),
+        "end": round(max(word.end for word in words) + rng.uniform(0.1, 0.6), 3),  # Whisper pads segment ends
+        "text": " " + " ".join(_as_heard(word, punctuated) for word in words),
         "speaker": None,
         "words": provider_words,
     }
 
 
 def diarization_output(rng: random.Random, words: list[TrueWord]) -> dict[str, Any]:
-    turns: list[list[Any]] = []
+    voices: dict[str, list[list[float]]] = {}
     for word in words:
-        if turns and turns[-1][0] == word.speaker and word.start - turns[-1][2] < 0.6:
-            turns[-1][2] = word.end
+        spans = voices.setdefault(word.speaker, [])
+        if spans and word.start - spans[-1][1] < _SAME_TURN_MAX_GAP_SECONDS:
+            spans[-1][1] = max(spans[-1][1], word.end)
         else:
-            turns.append([word.speaker, word.start, word.end])
-    noisy: list[list[Any]] = []
-    speakers = sorted({turn[0] for turn in turns})
+            spans.append([word.start, word.end])
+    turns = sorted(((speaker, a, b) for speaker, spans in voices.items() for a, b in spans), key=lambda t: t[1])
+    speakers = sorted(voices)
+    noisy: list[tuple[str, float, float]] = []
     for speaker, start, end in turns:
         if end - start < 0.8 and rng.random() < 0.3:
-            continue  # short backchannels are often missed
+            continue  # short turns (backchannels) are often missed
         if rng.random() < 0.03:
             speaker = rng.choice(speakers)  # speaker confusion: a turn labelled as someone else
         start, end = start + rng.gauss(0, 0.25), end + rng.gauss(0, 0.25)
@@ -148,89 +209,159 @@ def diarization_output(rng: random.Random, words: list[TrueWord]) -> dict[str, A
         if end - start > 4 and rng.random() < 0.08:  # over-segmentation: a spurious fragment speaker
             middle = rng.uniform(start + 1, end - 1.5)
             fragment_end = middle + rng.uniform(0.3, 1.0)
-            noisy += [[speaker, start, middle], ["SPEAKER_09", middle, fragment_end], [speaker, fragment_end, end]]
+            noisy += [(speaker, start, middle), (_FRAGMENT_SPEAKER, middle, fragment_end), (speaker, fragment_end, end)]
         else:
-            noisy.append([speaker, start, end])
+            noisy.append((speaker, start, end))
     noisy.sort(key=lambda turn: turn[1])
-    exclusive: list[list[Any]] = []
-    for speaker, start, end in noisy:
-        if exclusive and start < exclusive[-1][2]:
-            exclusive[-1][2] = max(exclusive[-1][1], start)
-        exclusive.append([speaker, start, end])
-    as_json = [{"speaker": s, "start": round(a, 3), "end": round(b, 3)} for s, a, b in exclusive if b > a]
-    return {"diarization": as_json, "exclusiveDiarization": as_json}
+    as_json = [{"speaker": s, "start": round(a, 3), "end": round(b, 3)} for s, a, b in noisy]
+    exclusive = [{"speaker": s, "start": round(a, 3), "end": round(b, 3)} for s, a, b in _exclusive(noisy)]
+    return {"diarization": as_json, "exclusiveDiarization": [turn for turn in exclusive if turn["end"] > turn["start"]]}
 
 
-def baseline_attribution(raw: RawTranscript, diarization: Diarization) -> list[str]:
+def _exclusive(turns: list[tuple[str, float, float]]) -> list[tuple[str, float, float]]:
+    """One speaker per instant: where turns overlap, the one that started last (the newest voice).
+
+    ``turns`` sorted by start."""
+    instants = sorted({t for _, start, end in turns for t in (start, end)})
+    exclusive: list[tuple[str, float, float]] = []
+    active: list[tuple[str, float, float]] = []
+    next_turn = 0
+    for left, right in pairwise(instants):
+        while next_turn < len(turns) and turns[next_turn][1] <= left:
+            active.append(turns[next_turn])
+            next_turn += 1
+        active = [turn for turn in active if turn[2] >= right]
+        if not active:
+            continue
+        speaker = max(active, key=lambda turn: turn[1])[0]
+        if exclusive and exclusive[-1][0] == speaker and exclusive[-1][2] == left:
+            exclusive[-1] = (speaker, exclusive[-1][1], right)
+        else:
+            exclusive.append((speaker, left, right))
+    return exclusive
+
+
+# ---------------------------------------------------------------------------------------------------
+# Attributions
+
+
+def segment_level(raw: RawTranscript, diarization: Diarization) -> list[str | None]:
     """The reference's fallback: every word of a segment gets the speaker overlapping the segment most."""
     turns = diarization.turns_for_alignment
-    speakers: list[str] = []
+    speakers: list[str | None] = []
     for segment in raw.segments:
         overlap: dict[str, float] = {}
         for turn in turns:
             shared = min(segment.end, turn.end) - max(segment.start, turn.start)
             if shared > 0:
                 overlap[turn.speaker] = overlap.get(turn.speaker, 0.0) + shared
-        best = max(overlap, key=lambda s: overlap[s]) if overlap else ""
+        best = max(overlap, key=lambda s: overlap[s]) if overlap else None
         speakers.extend([best] * len(segment.text.split()))
     return speakers
 
 
-def accuracy(predicted: list[str | None], truth: list[TrueWord]) -> tuple[int, int]:
-    if len(predicted) != len(truth):
-        return 0, 0
-    return sum(p == t.speaker for p, t in zip(predicted, truth, strict=True)), len(truth)
-
-
-def measure_quality(calls: int, seed: int) -> tuple[dict[str, float], int]:
-    """Accuracy per method and the number of calls compared (a call whose word count changed in
-    normalization cannot be compared word for word and is left out of every method's figure)."""
-    rng = random.Random(seed)
-    totals = {"baseline": [0, 0], "aligned": [0, 0], "normalized": [0, 0]}
-    compared = 0
-    for call in range(calls):
-        speaker_count = 3 if call % 10 == 0 else 2
-        truth = conversation(rng, rng.uniform(60, 600), speaker_count)
-        raw = RawTranscript.model_validate(whisper_output(rng, truth, punctuated_words=call % 2 == 0))
-        diarization = Diarization.model_validate(diarization_output(rng, truth))
-        results = {
-            "baseline": accuracy(list(baseline_attribution(raw, diarization)), truth),
-            "aligned": accuracy(_aligned_speakers(raw, diarization), truth),
-            "normalized": accuracy(_normalized_speakers(raw, diarization), truth),
-        }
-        if any(total == 0 for _, total in results.values()):
-            continue
-        compared += 1
-        for name, (correct, total) in results.items():
-            totals[name][0] += correct
-            totals[name][1] += total
-    return {name: correct / total for name, (correct, total) in totals.items() if total}, compared
-
-
-def _aligned_speakers(raw: RawTranscript, diarization: Diarization) -> list[str | None]:
+def word_level(raw: RawTranscript, diarization: Diarization) -> list[str | None]:
+    """Each word (times as ``align`` gives them) to the speaker whose turns overlap it most; a word in a gap
+    to the nearest turn. No smoothing."""
+    turns = sorted(diarization.turns_for_alignment, key=lambda turn: turn.start)
+    starts = [turn.start for turn in turns]
+    longest = max((turn.end - turn.start for turn in turns), default=0.0)
     aligned = align(raw, diarization)
-    return [word.speaker for segment in aligned.segments for word in segment.words]
+    return [
+        _max_overlap(turns, starts, longest, word.start, word.end)
+        for segment in aligned.segments
+        for word in segment.words
+    ]
 
 
-def _normalized_speakers(raw: RawTranscript, diarization: Diarization) -> list[str | None]:
-    transcript = normalize("bench", align(raw, diarization), provenance=_PROVENANCE, created_at=datetime.now(UTC))
+def _max_overlap(turns: list[SpeakerTurn], starts: list[float], longest: float, start: float, end: float) -> str:
+    first = bisect.bisect_left(starts, start - longest)
+    last = bisect.bisect_right(starts, end)
+    overlap: dict[str, float] = {}
+    for turn in turns[first:last]:
+        shared = min(end, turn.end) - max(start, turn.start)
+        if shared > 0:
+            overlap[turn.speaker] = overlap.get(turn.speaker, 0.0) + shared
+    if overlap:
+        return max(overlap, key=lambda s: overlap[s])
+    middle = (start + end) / 2
+    return min(turns, key=lambda turn: max(turn.start - middle, middle - turn.end)).speaker
+
+
+def ours(raw: RawTranscript, diarization: Diarization) -> NormalizedTranscript:
+    return build_transcript(
+        "bench", raw, diarization, _CONTEXT, None, provenance=_PROVENANCE, created_at=datetime.now(UTC)
+    )
+
+
+def correct_words(predicted: list[str | None], truth: list[TrueWord]) -> int:
+    assert len(predicted) == len(truth), "word-for-word attributions must keep every word"
+    return sum(p == t.speaker for p, t in zip(predicted, truth, strict=True))
+
+
+def correct_transcript_words(transcript: NormalizedTranscript, truth: list[TrueWord]) -> tuple[int, int]:
+    """(words on their true speaker, words compared). Normalization may drop a word (a stutter, a
+    near-duplicate): transcript words are paired with true words by a diff of their text, and a true word
+    left without a partner counts as wrong."""
     source = {speaker.speaker_id: speaker.source_speaker_id for speaker in transcript.speakers}
-    return [source[segment.speaker_id] for segment in transcript.segments for _ in segment.text.split()]
+    said = [
+        (token_key(text), source[segment.speaker_id])
+        for segment in transcript.segments
+        for text in segment.text.split()
+    ]
+    matcher = difflib.SequenceMatcher(
+        None, [token_key(word.text) for word in truth], [key for key, _ in said], autojunk=False
+    )
+    correct = 0
+    for block in matcher.get_matching_blocks():
+        for offset in range(block.size):
+            correct += said[block.b + offset][1] == truth[block.a + offset].speaker
+    return correct, len(truth)
 
 
-def measure_speed(seed: int, repeats: int) -> tuple[int, int, float, float]:
+@dataclass
+class Score:
+    correct: int = 0
+    total: int = 0
+    per_call: list[float] = field(default_factory=list)
+
+    def add(self, correct: int, total: int) -> None:
+        self.correct += correct
+        self.total += total
+        self.per_call.append(correct / total)
+
+    @property
+    def share(self) -> float:
+        return self.correct / self.total
+
+    @property
+    def worst_call(self) -> float:
+        return min(self.per_call)
+
+
+def measure_rendering(rendering: Rendering, calls: int, seed: int) -> dict[str, Score]:
+    rng = random.Random(f"{seed}:{rendering.name}")
+    scores = {"segment": Score(), "word": Score(), "ours": Score()}
+    for call in range(calls):
+        truth = conversation(rng, rng.uniform(60, 600), rendering)
+        raw = RawTranscript.model_validate(whisper_output(rng, truth, punctuated=rendering.punctuated(call)))
+        diarization = Diarization.model_validate(diarization_output(rng, truth))
+        scores["segment"].add(correct_words(segment_level(raw, diarization), truth), len(truth))
+        scores["word"].add(correct_words(word_level(raw, diarization), truth), len(truth))
+        scores["ours"].add(*correct_transcript_words(ours(raw, diarization), truth))
+    return scores
+
+
+def measure_speed(seed: int, repeats: int, *, punctuated: bool) -> tuple[int, int, float, float]:
     rng = random.Random(seed)
-    truth = conversation(rng, 2 * 3600, 2)
-    raw = RawTranscript.model_validate(whisper_output(rng, truth, punctuated_words=True))
+    truth = conversation(rng, 2 * 3600, RENDERINGS[0])
+    raw = RawTranscript.model_validate(whisper_output(rng, truth, punctuated=punctuated))
     diarization = Diarization.model_validate(diarization_output(rng, truth))
-    context = SpeakerContext("Praveen Kumar", "Ravi Shankar", "+1 555 123 4567", Direction.OUTGOING)
     timings = []
     transcript = None
     for _ in range(repeats):
         started = time.perf_counter()
-        transcript = build_transcript(
-            "bench", raw, diarization, context, None, provenance=_PROVENANCE, created_at=datetime.now(UTC)
-        )
+        transcript = ours(raw, diarization)
         timings.append(time.perf_counter() - started)
     assert transcript is not None
     return len(truth), len(transcript.segments), statistics.median(timings), min(timings)
@@ -238,27 +369,33 @@ def measure_speed(seed: int, repeats: int) -> tuple[int, int, float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--calls", type=int, default=100, help="calls per rendering")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--only", choices=[r.name for r in RENDERINGS], action="append", help="renderings to run")
     args = parser.parse_args()
 
-    quality, compared = measure_quality(args.calls, args.seed)
-    words, segments, median, best = measure_speed(args.seed, args.repeats)
     print(
         f"date: {datetime.now(UTC).date().isoformat()}  machine: {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}"
+        f"Python {platform.python_version()}  calls per rendering: {args.calls}  seed: {args.seed}"
     )
-    print(f"calls: {compared} of {args.calls} compared (seed {args.seed})")
-    print("| attribution | words on the true speaker |")
-    print("|---|---|")
-    print(f"| segment-level max overlap (baseline) | {quality['baseline']:.2%} |")
-    print(f"| align (word-level + sentence smoothing) | {quality['aligned']:.2%} |")
-    print(f"| align + normalize (+ fragment absorption) | {quality['normalized']:.2%} |")
-    print(
-        f"two-hour call: {words} words -> {segments} segments; build_transcript median {median:.2f} s "
-        f"(best {best:.2f} s of {args.repeats})"
-    )
+    print("| rendering | words | segment-level max overlap | word-level max overlap | ours | ours, worst call |")
+    print("|---|---|---|---|---|---|")
+    for rendering in RENDERINGS:
+        if args.only and rendering.name not in args.only:
+            continue
+        scores = measure_rendering(rendering, args.calls, args.seed)
+        print(
+            f"| {rendering.name} | {scores['ours'].total:,} | {scores['segment'].share:.2%} "
+            f"| {scores['word'].share:.2%} | **{scores['ours'].share:.2%}** | {scores['ours'].worst_call:.2%} |",
+            flush=True,
+        )
+    for punctuated in (True, False):
+        words, segments, median, best = measure_speed(args.seed, args.repeats, punctuated=punctuated)
+        print(
+            f"two-hour call, {'punctuated' if punctuated else 'unpunctuated'}: {words:,} words -> {segments:,} "
+            f"segments; build_transcript median {median:.2f} s (best {best:.2f} s of {args.repeats})"
+        )
 
 
 if __name__ == "__main__":

@@ -14,9 +14,13 @@ How:
 3. Each word goes to the speaker whose turns overlap it most (a sweep over turns sorted by start with a
    heap of active turns: O((words + turns) log turns)). A word in a gap between turns goes to the nearest
    turn with a confidence that decays with the distance.
-4. Within a sentence, speaker flips are smoothed to the sentence's majority speaker: a diarization
-   boundary a few hundred milliseconds off moves a word or two, not a sentence. Unpunctuated run-ons longer
-   than ``MAX_SMOOTHED_SENTENCE_WORDS`` only lose isolated blips, since they may hide a real turn change.
+4. Smoothing moves a word away from its max-overlap speaker only when its own evidence is weak, never when
+   it sits well inside its speaker's turn (see ``_smooth``): words a fragment voice took from the middle
+   of another speaker's turn go back to that speaker, and a run of words at the start or end of a
+   punctuated sentence that lies close to the sentence's majority speaker's turn joins that speaker (a
+   diarization boundary a few hundred milliseconds off moves a word or two, not a sentence). Unpunctuated
+   text and run-ons are no evidence of a single speaker, and a run inside a sentence (a backchannel, an
+   interruption) is another voice diarization heard: both keep their word-level attribution.
 5. A segment without any word timestamps is attributed as a whole (max overlap of the segment).
 6. Without diarization turns, Lemonfox's own speaker labels are used (per word when present, else per
    segment), with no confidence (``None``): the provider does not say how sure it is.
@@ -34,8 +38,15 @@ from enum import StrEnum
 from scryon_dagster.domain.provider_outputs import Diarization, RawSegment, RawTranscript, SpeakerTurn, Word
 from scryon_dagster.domain.transcript.tokens import ends_sentence, interpolate_tokens, split_text, token_key
 
+# A "sentence" longer than this is a run-on (punctuation lost), not evidence of a single speaker.
 MAX_SMOOTHED_SENTENCE_WORDS = 40
-MAX_BLIP_WORDS = 2
+# At a sentence's edge a word is weak evidence of its speaker when that speaker's turns cover less than
+# this share of it, or when it lies within this distance of the majority speaker's turn (about twice the
+# typical error of a diarization boundary).
+WEAK_OVERLAP_SHARE = 0.6
+NEAR_TURN_SECONDS = 0.5
+# A voice none of whose turns lasts this long is a diarization fragment (over-segmentation).
+SUSTAINED_TURN_SECONDS = 2.0
 # Words in a gap between turns: confidence falls linearly to zero at this distance from the nearest turn.
 NEAREST_TURN_HORIZON_SECONDS = 2.0
 # A zero-length word is looked up as this small window around its instant.
@@ -476,7 +487,7 @@ def _attribute_by_turns(drafts: list[_Draft], turns: list[SpeakerTurn]) -> None:
         draft.speakers = [speaker for speaker, _ in chunk]
         draft.confidences = [confidence for _, confidence in chunk]
         draft.smoothed = [False] * count
-        _smooth_sentences(draft)
+        _smooth(draft, index)
     segment_drafts = [draft for draft in drafts if draft.method is AlignmentMethod.SEGMENT_OVERLAP]
     for draft, (speaker, confidence) in zip(
         segment_drafts, index.attribute([(draft.start, draft.end) for draft in segment_drafts]), strict=True
@@ -499,6 +510,32 @@ class _TurnIndex:
             if turn.end > turns[best].end:
                 best = position
             self.reach.append(best)
+        # per speaker, the union of their turns as disjoint sorted intervals: distance queries by bisect
+        self.spans_by_speaker: dict[str, tuple[list[float], list[float]]] = {}
+        for turn in turns:
+            starts, ends = self.spans_by_speaker.setdefault(turn.speaker, ([], []))
+            if ends and turn.start <= ends[-1]:
+                ends[-1] = max(ends[-1], turn.end)
+            else:
+                starts.append(turn.start)
+                ends.append(turn.end)
+        # A voice never heard for long, when others are, is what over-segmentation produces (a "fragment").
+        self.sustained_speakers = {
+            speaker
+            for speaker, (starts, ends) in self.spans_by_speaker.items()
+            if any(end - start >= SUSTAINED_TURN_SECONDS for start, end in zip(starts, ends, strict=True))
+        } or set(self.spans_by_speaker)
+
+    def distance_to_speaker(self, speaker: str, start: float, end: float) -> float:
+        """Seconds between [start, end] and the nearest turn of ``speaker`` (0 when they overlap)."""
+        starts, ends = self.spans_by_speaker.get(speaker, ([], []))
+        after = bisect.bisect_left(starts, end)
+        distance = math.inf
+        if after < len(starts):
+            distance = starts[after] - end
+        if after > 0:
+            distance = min(distance, max(0.0, start - ends[after - 1]))
+        return distance
 
     def attribute(self, spans: Sequence[tuple[float, float]]) -> list[tuple[str, float]]:
         order = sorted(range(len(spans)), key=lambda k: spans[k][0])
@@ -549,46 +586,84 @@ class _TurnIndex:
         return speaker, round(confidence, 3)
 
 
-def _smooth_sentences(draft: _Draft) -> None:
-    sentence_start = 0
-    for index, text in enumerate(draft.texts):
-        if ends_sentence(text) or index == len(draft.texts) - 1:
-            _smooth_sentence(draft, sentence_start, index + 1)
-            sentence_start = index + 1
+def _smooth(draft: _Draft, index: _TurnIndex) -> None:
+    """Move a word to a speaker other than the one its overlap chose only when its own evidence is weak.
+
+    1. A run of words given to a fragment voice between two words of one speaker goes to that speaker,
+       punctuated or not: it is what over-segmentation produces, and the turn around it is real.
+    2. Within a sentence, a run at its start or end that sits close to the majority speaker's turn (or that
+       overlaps its own speaker's turns little, or has no timestamp of its own) goes to the majority
+       speaker: a diarization boundary a little off moves a word or two, not a sentence. A run inside the
+       sentence stays: diarization heard another voice there (a backchannel, an interruption)."""
+    _absorb_fragment_runs(draft, index)
+    for start, end in _sentences(draft.texts):
+        _smooth_sentence_edges(draft, index, start, end)
 
 
-def _smooth_sentence(draft: _Draft, start: int, end: int) -> None:
-    speakers = draft.speakers[start:end]
-    if len(set(speakers)) <= 1:
-        return
-    counts: dict[str | None, tuple[int, float, int]] = {}
-    for offset, speaker in enumerate(speakers):
-        count, mass, first = counts.get(speaker, (0, 0.0, offset))
-        counts[speaker] = (count + 1, mass + (draft.confidences[start + offset] or 0.0), first)
-    majority = max(counts, key=lambda s: (counts[s][0], counts[s][1], -counts[s][2]))
-    share = round(counts[majority][0] / len(speakers), 3)
-    if end - start <= MAX_SMOOTHED_SENTENCE_WORDS:
-        flips = [i for i in range(start, end) if draft.speakers[i] != majority]
-    else:
-        flips = _isolated_blips(draft.speakers, start, end, majority)
-    for i in flips:
-        draft.speakers[i] = majority
-        draft.confidences[i] = share
-        draft.smoothed[i] = True
-
-
-def _isolated_blips(speakers: list[str | None], start: int, end: int, majority: str | None) -> list[int]:
-    blips: list[int] = []
-    i = start
-    while i < end:
-        if speakers[i] == majority:
-            i += 1
+def _absorb_fragment_runs(draft: _Draft, index: _TurnIndex) -> None:
+    speakers = draft.speakers
+    for run_start, run_end in _runs(speakers, 0, len(speakers)):
+        if run_start == 0 or run_end == len(speakers) or speakers[run_start] in index.sustained_speakers:
             continue
-        run_end = i
-        while run_end < end and speakers[run_end] != majority:
-            run_end += 1
-        bounded = i > start and run_end < end
-        if bounded and run_end - i <= MAX_BLIP_WORDS:
-            blips.extend(range(i, run_end))
-        i = run_end
-    return blips
+        around = speakers[run_start - 1]
+        if around is not None and around == speakers[run_end]:
+            _move(draft, run_start, run_end, around, None)
+
+
+def _sentences(texts: list[str]) -> list[tuple[int, int]]:
+    """Stretches Whisper closed with terminal punctuation, of at most ``MAX_SMOOTHED_SENTENCE_WORDS`` words:
+    evidence that one speaker said them. Unpunctuated text and run-ons are no such evidence."""
+    sentences: list[tuple[int, int]] = []
+    start = 0
+    for position, text in enumerate(texts):
+        if ends_sentence(text):
+            if position + 1 - start <= MAX_SMOOTHED_SENTENCE_WORDS:
+                sentences.append((start, position + 1))
+            start = position + 1
+    return sentences
+
+
+def _smooth_sentence_edges(draft: _Draft, index: _TurnIndex, start: int, end: int) -> None:
+    runs = _runs(draft.speakers, start, end)
+    if len(runs) <= 1:
+        return
+    words: dict[str | None, tuple[int, float, int]] = {}
+    for k in range(start, end):
+        count, mass, first = words.get(draft.speakers[k], (0, 0.0, k))
+        words[draft.speakers[k]] = (count + 1, mass + (draft.confidences[k] or 0.0), first)
+    majority = max(words, key=lambda s: (words[s][0], words[s][1], -words[s][2]))
+    if majority is None:
+        return
+    share = round(words[majority][0] / (end - start), 3)
+    for run_start, run_end in (runs[0], runs[-1]):
+        if draft.speakers[run_start] != majority and all(
+            _weak_at_sentence_edge(draft, index, k, majority) for k in range(run_start, run_end)
+        ):
+            _move(draft, run_start, run_end, majority, share)
+
+
+def _weak_at_sentence_edge(draft: _Draft, index: _TurnIndex, k: int, majority: str) -> bool:
+    confidence = draft.confidences[k]
+    if confidence is None or confidence < WEAK_OVERLAP_SHARE or draft.timings[k] is not WordTiming.PROVIDER:
+        return True
+    if draft.speakers[k] not in index.sustained_speakers:
+        return True
+    return index.distance_to_speaker(majority, draft.starts[k], draft.ends[k]) <= NEAR_TURN_SECONDS
+
+
+def _runs(speakers: list[str | None], start: int, end: int) -> list[tuple[int, int]]:
+    """Maximal runs of one speaker within [start, end), as (first, past-the-end) positions."""
+    runs: list[tuple[int, int]] = []
+    run_start = start
+    for k in range(start + 1, end + 1):
+        if k == end or speakers[k] != speakers[run_start]:
+            runs.append((run_start, k))
+            run_start = k
+    return runs
+
+
+def _move(draft: _Draft, start: int, end: int, speaker: str, confidence: float | None) -> None:
+    for k in range(start, end):
+        draft.speakers[k] = speaker
+        draft.confidences[k] = confidence
+        draft.smoothed[k] = True
