@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ import pytest
 from scryon_dagster.adapters.object_store import (
     InvalidObjectKeyError,
     LocalDirectoryStore,
+    ObjectNotFoundError,
     ObjectStoreError,
     ObjectStoreUnavailableError,
     ObjectTooLargeError,
@@ -136,5 +139,90 @@ def test_build_object_store_makes_a_local_store(tmp_path: Path) -> None:
 
     assert isinstance(store, LocalDirectoryStore)
     assert store.root == (tmp_path / "objects").absolute()
+    assert store.retry_seconds == settings.object_storage_retry_seconds
     store.put_bytes("users/x.json", b"{}", "application/json")
     assert (tmp_path / "objects" / "users" / "x.json").read_bytes() == b"{}"
+
+
+AUDIO_KEY = artifact_key(USER, CALL, ArtifactType.TEMP_AUDIO, "m4a")
+OTHER_KEY = artifact_key(USER, CALL, ArtifactType.RAW_TRANSCRIPT_JSON)
+EVERY_OPERATION: dict[str, Callable[[LocalDirectoryStore], object]] = {
+    "get": lambda store: store.get_bytes(AUDIO_KEY),
+    "get a missing key": lambda store: store.get_bytes(OTHER_KEY),
+    "head": lambda store: store.head(AUDIO_KEY),
+    "exists": lambda store: store.exists(OTHER_KEY),
+    "delete": lambda store: store.delete(OTHER_KEY),
+    "list": lambda store: list(store.list_objects()),
+    "put": lambda store: store.put_bytes(OTHER_KEY, b"{}", "application/json"),
+}
+
+
+def stored_then(tmp_path: Path, outage: Callable[[Path], None]) -> tuple[LocalDirectoryStore, Path]:
+    """A store holding TEMP_AUDIO whose root then suffers ``outage``."""
+    root = tmp_path / "storage"
+    store = LocalDirectoryStore(root)
+    store.put_bytes(AUDIO_KEY, b"audio", "audio/mp4")
+    outage(root)
+    return store, root
+
+
+def volume_gone(root: Path) -> None:
+    root.rename(root.with_name("storage.away"))
+
+
+def volume_replaced_by_a_file(root: Path) -> None:
+    volume_gone(root)
+    root.write_bytes(b"")
+
+
+@pytest.mark.parametrize("outage", [volume_gone, volume_replaced_by_a_file])
+@pytest.mark.parametrize("operation", EVERY_OPERATION.values(), ids=EVERY_OPERATION.keys())
+def test_a_missing_root_is_unavailable_not_an_empty_store(
+    tmp_path: Path, outage: Callable[[Path], None], operation: Callable[[LocalDirectoryStore], object]
+) -> None:
+    store, root = stored_then(tmp_path, outage)
+
+    with pytest.raises(ObjectStoreUnavailableError):
+        operation(store)
+    assert not root.is_dir()  # a write never recreates the root in place of the volume
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads through any permission")
+@pytest.mark.parametrize("operation", EVERY_OPERATION.values(), ids=EVERY_OPERATION.keys())
+def test_an_unreadable_root_is_unavailable(tmp_path: Path, operation: Callable[[LocalDirectoryStore], object]) -> None:
+    store, root = stored_then(tmp_path, lambda root: root.chmod(0))
+    try:
+        with pytest.raises(ObjectStoreUnavailableError):
+            operation(store)
+    finally:
+        root.chmod(0o700)
+
+
+def test_a_missing_key_under_a_present_root_is_not_found(tmp_path: Path) -> None:
+    store, _ = stored_then(tmp_path, lambda root: None)
+
+    with pytest.raises(ObjectNotFoundError):
+        store.get_bytes(OTHER_KEY)
+    assert store.head(OTHER_KEY) is None
+    store.delete(OTHER_KEY)
+
+
+def test_reads_and_writes_ride_out_a_volume_that_comes_back_within_the_window(tmp_path: Path) -> None:
+    store, root = stored_then(tmp_path, volume_gone)
+    store.retry_seconds = 20
+
+    threading.Timer(1.0, root.with_name("storage.away").rename, args=(root,)).start()
+    assert store.get_bytes(AUDIO_KEY) == b"audio"
+
+    volume_gone(root)
+    threading.Timer(1.0, root.with_name("storage.away").rename, args=(root,)).start()
+    store.put_bytes(OTHER_KEY, b"{}", "application/json")
+    assert (root / OTHER_KEY).read_bytes() == b"{}"
+
+
+def test_a_volume_gone_longer_than_the_window_is_unavailable(tmp_path: Path) -> None:
+    store, _ = stored_then(tmp_path, volume_gone)
+    store.retry_seconds = 0.5
+
+    with pytest.raises(ObjectStoreUnavailableError, match=r"still failing after 0\.5 s"):
+        store.get_bytes(AUDIO_KEY)

@@ -1,17 +1,24 @@
-"""What only the S3 store does: multipart uploads, presigned URLs, reachability, settings wiring."""
+"""What only the S3 store does: multipart uploads, presigned URLs, reachability, outages, settings wiring."""
 
 from __future__ import annotations
 
 import io
+import logging
 import socket
+import threading
+import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from botocore.stub import Stubber
+from moto.server import ThreadedMotoServer
 from pydantic import SecretStr
 
 from scryon_dagster.adapters.object_store import (
+    ObjectNotFoundError,
     ObjectStoreUnavailableError,
     ObjectTooLargeError,
     S3ObjectStore,
@@ -40,13 +47,57 @@ def store(s3_endpoint_url: str, s3_bucket: str) -> S3ObjectStore:
     return make_store(s3_endpoint_url, s3_bucket, multipart_chunk_bytes=5 * MIB)
 
 
-@pytest.fixture
-def closed_port_url() -> str:
-    """The URL of a loopback port nobody listens on (bound, then released)."""
+def free_port() -> int:
+    """A loopback port nobody listens on (bound, then released)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    return f"http://127.0.0.1:{free_port()}"
+
+
+class RestartableS3Server:
+    """A second S3 server on a fixed port that a test can stop and start again (an outage).
+
+    moto keeps its buckets in the process, so this server serves the same buckets as the session's.
+    """
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server: ThreadedMotoServer | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            if self._server is None:
+                self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+                self._server.start()
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._server is not None:
+                self._server.stop()
+                self._server = None
+
+    def restart_after(self, seconds: float) -> threading.Timer:
+        timer = threading.Timer(seconds, self.start)
+        timer.start()
+        return timer
+
+
+@pytest.fixture
+def outage_server(s3_endpoint_url: str) -> Iterator[RestartableS3Server]:
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = RestartableS3Server()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 class CountingStream(io.RawIOBase):
@@ -154,7 +205,89 @@ def test_build_object_store_makes_a_working_s3_store(s3_endpoint_url: str, s3_bu
     store = build_object_store(settings)
 
     assert isinstance(store, S3ObjectStore)
+    assert store.retry_seconds == settings.object_storage_retry_seconds
     store.check()
     store.put_bytes(KEY, b"via settings", "text/plain")
     assert store.get_bytes(KEY) == b"via settings"
     assert s3_client.get_object(Bucket=s3_bucket, Key=KEY)["Body"].read() == b"via settings"
+
+
+def test_reads_and_writes_ride_out_an_outage_within_the_retry_window(
+    outage_server: RestartableS3Server, s3_bucket: str, s3_client: Any
+) -> None:
+    store = make_store(outage_server.url, s3_bucket, retry_seconds=20)
+    store.put_bytes(KEY, b"stored before the outage", "audio/mp4")
+
+    outage_server.stop()
+    outage_server.restart_after(1.5)
+    assert store.get_bytes(KEY) == b"stored before the outage"
+
+    outage_server.stop()
+    outage_server.restart_after(1.5)
+    assert store.put_stream(KEY, io.BytesIO(b"written across the outage"), "audio/mp4") == 25
+    assert s3_client.get_object(Bucket=s3_bucket, Key=KEY)["Body"].read() == b"written across the outage"
+
+    outage_server.stop()
+    outage_server.restart_after(1.5)
+    assert [info.key for info in store.list_objects("users/")] == [KEY]
+
+
+def test_an_outage_longer_than_the_window_is_unavailable_not_missing(
+    outage_server: RestartableS3Server, s3_bucket: str
+) -> None:
+    store = make_store(outage_server.url, s3_bucket, retry_seconds=1.5)
+    outage_server.stop()
+    started = time.monotonic()
+
+    with pytest.raises(ObjectStoreUnavailableError, match=r"still failing after 1\.5 s"):
+        store.get_bytes(KEY)
+    with pytest.raises(ObjectStoreUnavailableError):
+        store.head(KEY)
+    with pytest.raises(ObjectStoreUnavailableError):
+        store.put_bytes(KEY, b"x", "text/plain")
+
+    assert time.monotonic() - started < 30  # bounded: three windows and their last attempts
+
+
+def test_a_stream_that_cannot_be_rewound_is_not_retried(outage_server: RestartableS3Server, s3_bucket: str) -> None:
+    store = make_store(outage_server.url, s3_bucket, retry_seconds=60, max_attempts=1)
+    outage_server.stop()
+    started = time.monotonic()
+
+    with pytest.raises(ObjectStoreUnavailableError):
+        store.put_stream(KEY, CountingStream(1000), "audio/mp4")  # type: ignore[arg-type]
+
+    assert time.monotonic() - started < 30  # failed at once, not after the 60-s window
+
+
+def test_throttling_and_server_errors_are_retried(store: S3ObjectStore) -> None:
+    store.retry_seconds = 10
+    with Stubber(store._client) as stub:
+        stub.add_client_error("get_object", service_error_code="SlowDown", http_status_code=503)
+        stub.add_client_error("get_object", service_error_code="InternalError", http_status_code=500)
+        stub.add_response("get_object", {"Body": io.BytesIO(b"served")}, {"Bucket": store.bucket, "Key": KEY})
+
+        assert store.get_bytes(KEY) == b"served"
+        stub.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize(
+    ("code", "status"), [("AccessDenied", 403), ("InvalidAccessKeyId", 403), ("NoSuchBucket", 404)]
+)
+def test_a_misconfigured_store_fails_at_once(store: S3ObjectStore, code: str, status: int) -> None:
+    store.retry_seconds = 60
+    with Stubber(store._client) as stub:
+        stub.add_client_error("get_object", service_error_code=code, http_status_code=status)
+
+        with pytest.raises(ObjectStoreUnavailableError) as raised:
+            store.get_bytes(KEY)
+        stub.assert_no_pending_responses()  # one request: waiting does not fix credentials or a bucket name
+    assert not raised.value.transient
+
+
+def test_a_missing_object_is_not_found_even_with_retries(store: S3ObjectStore) -> None:
+    store.retry_seconds = 60
+
+    with pytest.raises(ObjectNotFoundError):
+        store.get_bytes(KEY)
+    assert store.head(KEY) is None
