@@ -1,10 +1,14 @@
 """ffmpeg audio preprocessing, entirely in memory.
 
-Audio never touches a disk: the input and both outputs live in anonymous memory files (Linux
+Audio never touches a disk: the input and the outputs live in anonymous memory files (Linux
 ``memfd_create``) that ffmpeg opens through ``/proc/self/fd``. Memory files rather than pipes because
 phone recorders write MP4/M4A with the index (``moov``) at the end, which ffmpeg can only read from a
-seekable input; and because one ffmpeg process can then decode once and write both variants, each
-through its own filter graph (ffmpeg runs them on separate threads), without any pipe juggling.
+seekable input; and because one ffmpeg process can then decode once and write both variants from one
+filter graph (``asplit`` after the shared steps), without any pipe juggling. The default chain gives
+both providers the same audio, so it has a single output.
+
+ffmpeg's time limit grows with the audio it has produced (a floor, or a budget per audio minute), read
+from its ``-progress`` reports: a two-hour call gets the time it needs, a stalled conversion does not.
 
 Failures are soft: whatever goes wrong, :meth:`AudioPreprocessor.preprocess` returns the original audio
 for both variants with a reason code. ffmpeg's stderr is never logged or returned: it can echo file
@@ -16,9 +20,11 @@ from __future__ import annotations
 import io
 import logging
 import os
+import select
 import shutil
 import subprocess
 import threading
+import time
 import wave
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -27,15 +33,20 @@ from enum import StrEnum
 
 from scryon_dagster.domain.audio_formats import SNIFF_HEAD_BYTES, AudioType, sniff_audio_type
 from scryon_dagster.domain.calls import ErrorCode
-from scryon_dagster.settings import Settings
+from scryon_dagster.settings import AudioPreprocessingChain, Settings
 
 logger = logging.getLogger(__name__)
 
 OUTPUT_SAMPLE_RATE_HZ = 16_000
 _OUTPUT_SAMPLE_WIDTH_BYTES = 2
 _OUTPUT_BYTES_PER_SECOND = OUTPUT_SAMPLE_RATE_HZ * _OUTPUT_SAMPLE_WIDTH_BYTES
-# Single-pass EBU R128 targets: speech at -16 LUFS, true peak below -1.5 dBTP.
+_TO_16KHZ_MONO = (f"aresample={OUTPUT_SAMPLE_RATE_HZ}", "aformat=channel_layouts=mono")
+# The reference chain's single-pass EBU R128 targets: speech at -16 LUFS, true peak below -1.5 dBTP.
 _LOUDNORM = "loudnorm=I=-16:TP=-1.5:LRA=11"
+# Per-speaker levelling: gain follows each 200-ms frame's peak (to -6 dBFS, at most +20 dB), smoothed over
+# 11 frames so that the quiet party of a call comes up to the loud one within a turn; frames peaking
+# under -48 dBFS (pauses, once denoised) are not raised.
+_LEVEL = "dynaudnorm=f=200:g=11:p=0.5:m=10:t=0.004"
 _FFMPEG_BASE_ARGS = ("-hide_banner", "-nostdin", "-nostats", "-loglevel", "error")
 _INVALID_INPUT_MARKERS = (
     b"Invalid data found",
@@ -122,6 +133,77 @@ def resolve_ffmpeg(configured: str) -> str | None:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class FilterGraph:
+    """ffmpeg filter steps of the two variants; ``shared`` runs once, before the graph splits in two.
+
+    When both variants have the same steps (the leveled chain) there is no split: one output serves both.
+    """
+
+    shared: tuple[str, ...]
+    transcription: tuple[str, ...] = ()
+    diarization: tuple[str, ...] = ()
+
+    @property
+    def splits(self) -> bool:
+        return self.transcription != self.diarization
+
+    def outputs(self, *, diarization_variant: bool) -> tuple[str, ...]:
+        """The graph's output labels: ``transcription`` always, ``diarization`` when it is made separately."""
+        return ("transcription", "diarization") if diarization_variant and self.splits else ("transcription",)
+
+    def filter_complex(self, *, diarization_variant: bool) -> str:
+        """One graph from the decoded input to each of :meth:`outputs`."""
+        source = ",".join(("[0:a:0]anull", *self.shared))
+        if len(self.outputs(diarization_variant=diarization_variant)) == 1:
+            return ",".join((source, *self.transcription)) + "[transcription]"
+        return ";".join(
+            (
+                f"{source},asplit=2[to_transcription][to_diarization]",
+                ",".join(("[to_transcription]anull", *self.transcription)) + "[transcription]",
+                ",".join(("[to_diarization]anull", *self.diarization)) + "[diarization]",
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ChainTuning:
+    """The high-pass and denoiser settings; None leaves the chain's own value (0 Hz: no high-pass)."""
+
+    highpass_hz: int | None = None
+    denoise_enabled: bool = True
+    denoise_nr_db: float | None = None
+    denoise_noise_floor_db: float | None = None
+
+
+_CHAIN_DEFAULTS = {
+    AudioPreprocessingChain.LEVELED: ChainTuning(highpass_hz=120, denoise_nr_db=12, denoise_noise_floor_db=-50),
+    AudioPreprocessingChain.REFERENCE: ChainTuning(highpass_hz=80, denoise_nr_db=12, denoise_noise_floor_db=-25),
+}
+
+
+def build_filter_graph(chain: AudioPreprocessingChain, tuning: ChainTuning = ChainTuning()) -> FilterGraph:
+    """The filter graph of ``chain`` (bench/README.md, issue 18, says why these steps) with ``tuning`` applied."""
+    defaults = _CHAIN_DEFAULTS[chain]
+    highpass_hz = defaults.highpass_hz if tuning.highpass_hz is None else tuning.highpass_hz
+    nr_db = defaults.denoise_nr_db if tuning.denoise_nr_db is None else tuning.denoise_nr_db
+    floor_db = (
+        defaults.denoise_noise_floor_db if tuning.denoise_noise_floor_db is None else tuning.denoise_noise_floor_db
+    )
+    denoise = (f"afftdn=nr={nr_db:g}:nf={floor_db:g}",) if tuning.denoise_enabled else ()
+    if chain is AudioPreprocessingChain.REFERENCE:
+        highpass = (f"highpass=f={highpass_hz}",) if highpass_hz else ()
+        # loudnorm works at 192 kHz internally: resample back to 16 kHz after it.
+        normalize = (_LOUDNORM, f"aresample={OUTPUT_SAMPLE_RATE_HZ}")
+        return FilterGraph(
+            shared=_TO_16KHZ_MONO, transcription=(*highpass, *denoise, *normalize), diarization=normalize
+        )
+    # Two 2-pole stages: 24 dB/octave, steep enough for mains hum under a male voice's pitch.
+    steep_highpass = (f"highpass=f={highpass_hz}:p=2",) * 2 if highpass_hz else ()
+    # Denoise before levelling, while the noise is still stationary; both providers get the same audio.
+    return FilterGraph(shared=(*_TO_16KHZ_MONO, *steep_highpass, *denoise, _LEVEL))
+
+
 class AudioPreprocessor:
     """Builds the transcription and diarization variants of a call's audio with ffmpeg.
 
@@ -132,51 +214,48 @@ class AudioPreprocessor:
         self,
         ffmpeg_path: str | None,
         *,
-        highpass_hz: int = 80,
-        denoise_enabled: bool = True,
-        denoise_nr_db: float = 12,
-        denoise_noise_floor_db: float = -25,
+        graph: FilterGraph | None = None,
         timeout_seconds: float = 60,
+        seconds_per_audio_minute: float = 10,
         max_processes: int = 2,
     ) -> None:
         if timeout_seconds <= 0:
             raise ValueError("timeout_seconds must be positive")
+        if seconds_per_audio_minute <= 0:
+            raise ValueError("seconds_per_audio_minute must be positive")
         if max_processes < 1:
             raise ValueError("max_processes must be at least 1")
         self.ffmpeg_path = ffmpeg_path
+        self.graph = graph or build_filter_graph(AudioPreprocessingChain.LEVELED)
+        # The time limit: this floor, or this much per minute of audio produced, whichever is longer.
         self.timeout_seconds = timeout_seconds
+        self.seconds_per_audio_minute = seconds_per_audio_minute
         # ffmpeg is CPU-bound: a batch's 32 calls at once on two cores made every run ~30x slower and
         # pushed some past the timeout (original audio used). Callers queue here; the timeout counts
         # from ffmpeg's start.
         self._processes = threading.BoundedSemaphore(max_processes)
-        resample = f"aresample={OUTPUT_SAMPLE_RATE_HZ},aformat=channel_layouts=mono"
-        transcription_steps = [resample]
-        if highpass_hz > 0:
-            transcription_steps.append(f"highpass=f={highpass_hz}")
-        if denoise_enabled:
-            transcription_steps.append(f"afftdn=nr={denoise_nr_db:g}:nf={denoise_noise_floor_db:g}")
-        # loudnorm works at 192 kHz internally: resample back to 16 kHz after it.
-        transcription_steps += [_LOUDNORM, f"aresample={OUTPUT_SAMPLE_RATE_HZ}"]
-        self.transcription_filter = ",".join(transcription_steps)
-        self.diarization_filter = ",".join([resample, _LOUDNORM, f"aresample={OUTPUT_SAMPLE_RATE_HZ}"])
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AudioPreprocessor:
-        return cls(
-            resolve_ffmpeg(settings.scryon_ffmpeg_path),
+        tuning = ChainTuning(
             highpass_hz=settings.scryon_audio_highpass_hz,
             denoise_enabled=settings.scryon_audio_denoise_enabled,
             denoise_nr_db=settings.scryon_audio_denoise_nr_db,
             denoise_noise_floor_db=settings.scryon_audio_denoise_noise_floor_db,
+        )
+        return cls(
+            resolve_ffmpeg(settings.scryon_ffmpeg_path),
+            graph=build_filter_graph(settings.scryon_audio_preprocessing_chain, tuning),
             timeout_seconds=settings.scryon_audio_preprocessing_timeout_seconds,
+            seconds_per_audio_minute=settings.scryon_audio_preprocessing_seconds_per_audio_minute,
             max_processes=settings.scryon_audio_preprocessing_processes or os.cpu_count() or 1,
         )
 
     def preprocess(self, audio: bytes, *, diarization_variant: bool = True) -> PreprocessedAudio:
         """Mono 16 kHz 16-bit WAV variants for transcription and (when asked for) diarization; never raises
-        for bad audio. Each variant costs a loudnorm pass, most of ffmpeg's time: skip the unused one."""
+        for bad audio. A separate diarization variant costs its own filter steps: skip it when unused."""
         try:
-            transcription_pcm, diarization_pcm = self._convert(audio, diarization_variant)
+            pcm = self._convert(audio, diarization_variant)
         except _FfmpegError as error:
             logger.warning(
                 "audio preprocessing fell back to the original audio: %s (exit code %s, %d input bytes)",
@@ -190,11 +269,16 @@ class AudioPreprocessor:
                 failure=error.failure,
                 ffmpeg_exit_code=error.exit_code,
             )
+        transcription_audio = _pcm_to_wav(pcm["transcription"])
+        diarization_audio = None
+        if diarization_variant:
+            # Without a split both providers get the same audio: one buffer, not two.
+            diarization_audio = _pcm_to_wav(pcm["diarization"]) if "diarization" in pcm else transcription_audio
         return PreprocessedAudio(
-            transcription_audio=_pcm_to_wav(transcription_pcm),
-            diarization_audio=None if diarization_pcm is None else _pcm_to_wav(diarization_pcm),
+            transcription_audio=transcription_audio,
+            diarization_audio=diarization_audio,
             audio_type=AudioType.WAV,
-            duration_seconds=len(transcription_pcm) / _OUTPUT_BYTES_PER_SECOND,
+            duration_seconds=len(pcm["transcription"]) / _OUTPUT_BYTES_PER_SECOND,
             used_original=False,
         )
 
@@ -205,55 +289,94 @@ class AudioPreprocessor:
             return duration
         try:
             with _memory_file("probe-input", audio) as input_fd:
-                progress = self._run_ffmpeg(
-                    ["-i", _fd_path(input_fd), "-map", "0:a:0", "-f", "null", "-progress", "pipe:1", "-"],
-                    pass_fds=(input_fd,),
+                return self._run_ffmpeg(
+                    ["-i", _fd_path(input_fd), "-map", "0:a:0", "-f", "null", "-"], pass_fds=(input_fd,)
                 )
         except _FfmpegError:
             return None
-        return _last_progress_time_seconds(progress)
 
-    def _convert(self, audio: bytes, diarization_variant: bool) -> tuple[bytes, bytes | None]:
+    def _convert(self, audio: bytes, diarization_variant: bool) -> dict[str, bytes]:
+        """Raw PCM of each of the graph's outputs, by output label."""
         if not audio:
             raise _FfmpegError(PreprocessingFailure.EMPTY_INPUT)
         with ExitStack() as stack:
             input_fd = stack.enter_context(_memory_file("audio-input", audio))
-            outputs = {"transcription": (self.transcription_filter, stack.enter_context(_memory_file("transcription")))}
-            if diarization_variant:
-                outputs["diarization"] = (self.diarization_filter, stack.enter_context(_memory_file("diarization")))
-            # One decode feeding every output, each with its own filter graph.
+            variants = self.graph.outputs(diarization_variant=diarization_variant)
+            output_fds = {variant: stack.enter_context(_memory_file(variant)) for variant in variants}
+            # One decode and one graph: the shared steps run once, then asplit feeds each variant's own steps.
             self._run_ffmpeg(
-                ["-i", _fd_path(input_fd), *(arg for f, fd in outputs.values() for arg in _pcm_output_args(f, fd))],
-                pass_fds=(input_fd, *(fd for _, fd in outputs.values())),
+                [
+                    "-i",
+                    _fd_path(input_fd),
+                    "-filter_complex",
+                    self.graph.filter_complex(diarization_variant=diarization_variant),
+                    *(arg for variant, fd in output_fds.items() for arg in _pcm_output_args(variant, fd)),
+                ],
+                pass_fds=(input_fd, *output_fds.values()),
             )
-            pcm = {name: _read_all(fd) for name, (_, fd) in outputs.items()}
+            pcm = {variant: _read_all(fd) for variant, fd in output_fds.items()}
         if not all(pcm.values()):
             raise _FfmpegError(PreprocessingFailure.EMPTY_OUTPUT, 0)
-        return pcm["transcription"], pcm.get("diarization")
+        return pcm
 
-    def _run_ffmpeg(self, args: Sequence[str], *, pass_fds: Sequence[int]) -> bytes:
-        """Run ffmpeg and return its stdout; raise _FfmpegError with a generic cause on any failure."""
+    def time_limit_seconds(self, audio_seconds_done: float) -> float:
+        """How long ffmpeg may have run by the time it has produced ``audio_seconds_done`` of audio."""
+        return max(self.timeout_seconds, self.seconds_per_audio_minute * audio_seconds_done / 60)
+
+    def _run_ffmpeg(self, args: Sequence[str], *, pass_fds: Sequence[int]) -> float | None:
+        """Run ffmpeg; return the seconds of audio it reported producing (None if it reported none), or raise
+        _FfmpegError with a generic cause on any failure."""
         if self.ffmpeg_path is None:
             raise _FfmpegError(PreprocessingFailure.FFMPEG_UNAVAILABLE)
-        try:
-            with self._processes:
-                completed = subprocess.run(
-                    [self.ffmpeg_path, *_FFMPEG_BASE_ARGS, *args],
+        # stderr goes to a memory file: nothing to drain while ffmpeg runs, read once it has exited.
+        with self._processes, _memory_file("ffmpeg-stderr") as stderr_fd:
+            try:
+                process = subprocess.Popen(
+                    [self.ffmpeg_path, *_FFMPEG_BASE_ARGS, "-progress", "pipe:1", *args],
                     stdin=subprocess.DEVNULL,
-                    capture_output=True,
+                    stdout=subprocess.PIPE,
+                    stderr=stderr_fd,
                     pass_fds=tuple(pass_fds),
-                    timeout=self.timeout_seconds,
-                    check=False,
                 )
+            except OSError:
+                raise _FfmpegError(PreprocessingFailure.FFMPEG_UNAVAILABLE) from None
+            with process:
+                try:
+                    audio_seconds = self._follow_progress(process)
+                except _FfmpegError:
+                    process.kill()
+                    raise
+            stderr = _read_all(stderr_fd)
+        if process.returncode != 0:
+            invalid = any(marker in stderr for marker in _INVALID_INPUT_MARKERS)
+            failure = PreprocessingFailure.INVALID_AUDIO if invalid else PreprocessingFailure.FFMPEG_FAILED
+            raise _FfmpegError(failure, process.returncode)
+        return audio_seconds
+
+    def _follow_progress(self, process: subprocess.Popen[bytes]) -> float | None:
+        """Read ffmpeg's progress reports until it exits. The time limit grows with the audio produced so far:
+        a long call gets time in proportion to its length, a stalled conversion is stopped at the floor."""
+        assert process.stdout is not None
+        started = time.monotonic()
+        audio_seconds: float | None = None
+        unfinished_line = b""
+        while True:
+            remaining = started + self.time_limit_seconds(audio_seconds or 0.0) - time.monotonic()
+            if remaining <= 0:
+                raise _FfmpegError(PreprocessingFailure.TIMEOUT)
+            readable, _, _ = select.select([process.stdout], [], [], remaining)
+            if not readable:
+                continue
+            chunk = os.read(process.stdout.fileno(), 65_536)
+            if not chunk:  # ffmpeg closed its output: it is exiting
+                break
+            *lines, unfinished_line = (unfinished_line + chunk).split(b"\n")
+            audio_seconds = _last_progress_time_seconds(b"\n".join(lines)) or audio_seconds
+        try:
+            process.wait(timeout=max(0.0, started + self.time_limit_seconds(audio_seconds or 0.0) - time.monotonic()))
         except subprocess.TimeoutExpired:
             raise _FfmpegError(PreprocessingFailure.TIMEOUT) from None
-        except OSError:
-            raise _FfmpegError(PreprocessingFailure.FFMPEG_UNAVAILABLE) from None
-        if completed.returncode != 0:
-            invalid = any(marker in completed.stderr for marker in _INVALID_INPUT_MARKERS)
-            failure = PreprocessingFailure.INVALID_AUDIO if invalid else PreprocessingFailure.FFMPEG_FAILED
-            raise _FfmpegError(failure, completed.returncode)
-        return completed.stdout
+        return audio_seconds
 
 
 def wav_duration_seconds(audio: bytes) -> float | None:
@@ -271,12 +394,10 @@ def wav_duration_seconds(audio: bytes) -> float | None:
     return frames / rate
 
 
-def _pcm_output_args(audio_filter: str, output_fd: int) -> list[str]:
+def _pcm_output_args(graph_output: str, output_fd: int) -> list[str]:
     return [
         "-map",
-        "0:a:0",
-        "-af",
-        audio_filter,
+        f"[{graph_output}]",
         "-ac",
         "1",
         "-ar",

@@ -8,8 +8,10 @@ import logging
 import math
 import random
 import stat
+import statistics
 import struct
 import subprocess
+import time
 import wave
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,13 +22,15 @@ import pytest
 from scryon_dagster.adapters.audio import (
     OUTPUT_SAMPLE_RATE_HZ,
     AudioPreprocessor,
+    ChainTuning,
     PreprocessingFailure,
+    build_filter_graph,
     resolve_ffmpeg,
     wav_duration_seconds,
 )
 from scryon_dagster.domain.audio_formats import AudioType, sniff_audio_type
 from scryon_dagster.domain.calls import ErrorCode
-from scryon_dagster.settings import load_settings
+from scryon_dagster.settings import AudioPreprocessingChain, SettingsError, load_settings
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 
@@ -77,8 +81,61 @@ def preprocessor() -> AudioPreprocessor:
 
 
 @pytest.fixture(scope="module")
+def reference_preprocessor() -> AudioPreprocessor:
+    return AudioPreprocessor(FFMPEG, graph=build_filter_graph(AudioPreprocessingChain.REFERENCE))
+
+
+@pytest.fixture(scope="module")
 def call_wav() -> bytes:
     return make_wav(3.0)
+
+
+def make_two_level_call(turn_seconds: float, turns: int, *, rate: int = 16_000) -> tuple[bytes, list[bool]]:
+    """A quiet (-32 dBFS) and a loud (-16 dBFS) voice-like tone taking turns, over 50 Hz hum and hiss, with
+    a near-full-scale click in every loud turn; returns the WAV and which turns are loud."""
+    noise = random.Random(18)
+    loudness = [index % 2 == 1 for index in range(turns)]
+    samples = array.array("h")
+    for turn, loud in enumerate(loudness):
+        level = 10 ** ((-16 if loud else -32) / 20) * math.sqrt(2) / 1.25  # RMS of the two harmonics below
+        pitch = 210 if loud else 115
+        for index in range(int(turn_seconds * rate)):
+            time = turn * turn_seconds + index / rate
+            voice = level * (math.sin(2 * math.pi * pitch * time) + 0.75 * math.sin(2 * math.pi * 3 * pitch * time))
+            background = 0.005 * math.sin(2 * math.pi * 50 * time) + 0.001 * noise.uniform(-1, 1)
+            click = 0.97 if loud and index == rate else 0.0
+            samples.append(int(max(-1.0, min(1.0, voice + background + click)) * 32_767))
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(rate)
+        writer.writeframes(samples.tobytes())
+    return buffer.getvalue(), loudness
+
+
+def level_db(samples: array.array[int]) -> float:
+    return 20 * math.log10(max(rms(samples), 1.0) / 32_768)
+
+
+def test_the_default_chain_brings_the_quiet_party_up_to_the_loud_one_without_clipping(
+    preprocessor: AudioPreprocessor,
+) -> None:
+    turn_seconds, rate = 4.0, OUTPUT_SAMPLE_RATE_HZ
+    call, loudness = make_two_level_call(turn_seconds, 6)
+
+    result = preprocessor.preprocess(call)
+
+    assert not result.used_original
+    _, _, _, samples = read_wav(result.transcription_audio)
+    edge = int(1.0 * rate)  # the gain moves over about a second at each change of speaker
+    levels = {True: [], False: []}
+    for turn, loud in enumerate(loudness):
+        start = int(turn * turn_seconds * rate)
+        levels[loud].append(level_db(samples[start + edge : start + int(turn_seconds * rate) - edge]))
+    # the input's gap is 16 dB
+    assert statistics.median(levels[True]) - statistics.median(levels[False]) <= 6
+    assert max(abs(sample) for sample in samples) <= 32_768 * 10 ** (-1 / 20)
 
 
 def test_both_variants_are_mono_16khz_wav_of_the_same_duration(
@@ -92,15 +149,31 @@ def test_both_variants_are_mono_16khz_wav_of_the_same_duration(
     assert result.audio_type is AudioType.WAV
     assert result.duration_seconds == pytest.approx(3.0, abs=0.05)
     for variant in (result.transcription_audio, result.diarization_audio):
+        assert variant is not None
         channels, rate, width, samples = read_wav(variant)
         assert (channels, rate, width) == (1, OUTPUT_SAMPLE_RATE_HZ, 2)
         assert len(samples) / rate == pytest.approx(3.0, abs=0.05)
         assert wav_duration_seconds(variant) == pytest.approx(3.0, abs=0.05)
+    # The leveled chain gives both providers the same audio, made once.
+    assert result.diarization_audio is result.transcription_audio
+
+
+def test_the_reference_chain_makes_two_different_variants(
+    reference_preprocessor: AudioPreprocessor, call_wav: bytes
+) -> None:
+    result = reference_preprocessor.preprocess(call_wav)
+
+    assert not result.used_original
+    assert result.diarization_audio is not None
+    assert wav_duration_seconds(result.diarization_audio) == pytest.approx(3.0, abs=0.05)
     # Only the transcription variant is high-passed and denoised.
     assert result.transcription_audio != result.diarization_audio
 
 
-def test_the_diarization_variant_is_made_only_when_asked_for(preprocessor: AudioPreprocessor, call_wav: bytes) -> None:
+@pytest.mark.parametrize("chain", list(AudioPreprocessingChain))
+def test_the_diarization_variant_is_made_only_when_asked_for(chain: AudioPreprocessingChain, call_wav: bytes) -> None:
+    preprocessor = AudioPreprocessor(FFMPEG, graph=build_filter_graph(chain))
+
     both = preprocessor.preprocess(call_wav)
     transcription_only = preprocessor.preprocess(call_wav, diarization_variant=False)
 
@@ -111,14 +184,35 @@ def test_the_diarization_variant_is_made_only_when_asked_for(preprocessor: Audio
     assert transcription_only.duration_seconds == both.duration_seconds
 
 
+@pytest.mark.parametrize("chain", list(AudioPreprocessingChain))
+def test_both_variants_come_from_one_ffmpeg_process_and_one_decode(
+    chain: AudioPreprocessingChain, tmp_path: Path, call_wav: bytes
+) -> None:
+    journal = tmp_path / "journal"
+    wrapper = tmp_path / "ffmpeg"
+    wrapper.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" >> {journal}\necho --- >> {journal}\nexec {FFMPEG} "$@"\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+
+    result = AudioPreprocessor(str(wrapper), graph=build_filter_graph(chain)).preprocess(call_wav)
+
+    assert not result.used_original
+    arguments = journal.read_text().split("\n")
+    assert arguments.count("---") == 1
+    assert arguments.count("-i") == 1
+    separate_outputs = 2 if chain is AudioPreprocessingChain.REFERENCE else 1
+    assert arguments.count("-map") == separate_outputs
+
+
 def test_quiet_audio_is_brought_up_to_speech_loudness(preprocessor: AudioPreprocessor) -> None:
     quiet = make_wav(4.0, amplitude=0.01)
     _, _, _, original = read_wav(quiet)
 
     result = preprocessor.preprocess(quiet)
 
+    assert result.diarization_audio is not None
     _, _, _, normalized = read_wav(result.diarization_audio)
-    assert rms(normalized) > 10 * rms(original)
+    # peaks at -40 dBFS; the leveller's gain is capped at +20 dB and ramps up over the first second
+    assert rms(normalized) > 4 * rms(original)
 
 
 def test_output_wav_carries_no_metadata(preprocessor: AudioPreprocessor, call_wav: bytes, tmp_path: Path) -> None:
@@ -128,6 +222,7 @@ def test_output_wav_carries_no_metadata(preprocessor: AudioPreprocessor, call_wa
 
     assert not result.used_original
     for variant in (result.transcription_audio, result.diarization_audio):
+        assert variant is not None
         assert b"Jane" not in variant
         assert b"LIST" not in variant[:64]
 
@@ -201,11 +296,57 @@ def test_missing_ffmpeg_falls_back_to_the_original(ffmpeg_path: str | None, call
 def test_a_slow_conversion_times_out_and_falls_back() -> None:
     long_call = make_wav(30.0, rate=16_000, channels=1)
 
-    result = AudioPreprocessor(FFMPEG, timeout_seconds=0.01).preprocess(long_call)
+    result = AudioPreprocessor(FFMPEG, timeout_seconds=0.01, seconds_per_audio_minute=0.01).preprocess(long_call)
 
     assert result.used_original
     assert result.failure is PreprocessingFailure.TIMEOUT
     assert result.transcription_audio is long_call
+
+
+def fake_ffmpeg(tmp_path: Path, progress_steps: int, audio_seconds_per_step: int, then_sleep: float) -> str:
+    """An ffmpeg that reports progress every 0.1 s, then sleeps, then exits 0 without writing any audio."""
+    script = tmp_path / "ffmpeg"
+    script.write_text(
+        "#!/bin/sh\n"
+        f"for step in $(seq 1 {progress_steps}); do\n"
+        f"  echo out_time_us=$((step * {audio_seconds_per_step} * 1000000)); echo progress=continue; sleep 0.1\n"
+        f"done\nsleep {then_sleep}\n"
+    )
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return str(script)
+
+
+def test_the_time_limit_grows_with_the_audio_done(tmp_path: Path, call_wav: bytes) -> None:
+    # 15 steps of 10 audio-seconds in ~1.5 s: far past the 0.3-s floor, well inside 6 s per audio minute
+    preprocessor = AudioPreprocessor(
+        fake_ffmpeg(tmp_path, 15, 10, then_sleep=0), timeout_seconds=0.3, seconds_per_audio_minute=6
+    )
+
+    result = preprocessor.preprocess(call_wav)
+
+    assert result.failure is PreprocessingFailure.EMPTY_OUTPUT  # ran to the end: the fake writes no audio
+    assert preprocessor.time_limit_seconds(0) == 0.3
+    assert preprocessor.time_limit_seconds(2 * 3600) == 720
+
+
+@pytest.mark.parametrize(
+    ("progress_steps", "expected_stop_seconds"),
+    [pytest.param(0, 0.3, id="no-progress-stops-at-the-floor"), pytest.param(3, 1.0, id="stall-stops-at-the-budget")],
+)
+def test_a_stalled_conversion_is_stopped_by_the_limit_of_the_audio_it_has_done(
+    tmp_path: Path, call_wav: bytes, progress_steps: int, expected_stop_seconds: float
+) -> None:
+    # 3 steps of 20 audio-seconds earn 1 s at 1 s per audio minute; then the fake stalls for 10 s
+    preprocessor = AudioPreprocessor(
+        fake_ffmpeg(tmp_path, progress_steps, 20, then_sleep=10), timeout_seconds=0.3, seconds_per_audio_minute=1
+    )
+
+    started = time.monotonic()
+    result = preprocessor.preprocess(call_wav)
+
+    assert result.failure is PreprocessingFailure.TIMEOUT
+    assert result.used_original
+    assert expected_stop_seconds <= time.monotonic() - started < expected_stop_seconds + 2
 
 
 def test_ffmpeg_errors_are_reduced_to_a_code_and_never_logged(
@@ -233,37 +374,56 @@ def test_the_result_repr_never_contains_audio(preprocessor: AudioPreprocessor) -
     assert "SECRET" not in repr(result)
 
 
-def test_filters_follow_the_settings() -> None:
+def test_the_leveled_chain_is_the_default_and_follows_the_settings() -> None:
     settings = load_settings(
         scryon_ffmpeg_path=FFMPEG,
         scryon_audio_highpass_hz=120,
-        scryon_audio_denoise_enabled=True,
         scryon_audio_denoise_nr_db=18,
-        scryon_audio_denoise_noise_floor_db=-30,
+        scryon_audio_denoise_noise_floor_db=-45,
         scryon_audio_preprocessing_timeout_seconds=5,
     )
 
     preprocessor = AudioPreprocessor.from_settings(settings)
 
+    assert settings.scryon_audio_preprocessing_chain is AudioPreprocessingChain.LEVELED
     assert preprocessor.ffmpeg_path == FFMPEG
     assert preprocessor.timeout_seconds == 5
-    assert "highpass=f=120" in preprocessor.transcription_filter
-    assert "afftdn=nr=18:nf=-30" in preprocessor.transcription_filter
-    assert "loudnorm" in preprocessor.transcription_filter
-    assert "highpass" not in preprocessor.diarization_filter
-    assert "afftdn" not in preprocessor.diarization_filter
-    assert "loudnorm" in preprocessor.diarization_filter
+    graph = preprocessor.graph
+    assert not graph.splits
+    assert graph.shared.count("highpass=f=120:p=2") == 2
+    assert "afftdn=nr=18:nf=-45" in graph.shared
+    assert any(step.startswith("dynaudnorm") for step in graph.shared)
+    assert not any("loudnorm" in step for step in graph.shared)
 
 
-def test_denoise_and_highpass_can_be_switched_off(call_wav: bytes) -> None:
-    plain = AudioPreprocessor(FFMPEG, highpass_hz=0, denoise_enabled=False)
+def test_the_reference_chain_is_reachable_with_its_own_defaults() -> None:
+    settings = load_settings(scryon_audio_preprocessing_chain="reference")
 
-    result = plain.preprocess(call_wav)
+    graph = AudioPreprocessor.from_settings(settings).graph
 
-    assert "afftdn" not in plain.transcription_filter
-    assert "highpass" not in plain.transcription_filter
-    # With neither step the two variants are the same conversion.
-    assert result.transcription_audio == result.diarization_audio
+    assert graph.splits
+    assert "highpass=f=80" in graph.transcription
+    assert "afftdn=nr=12:nf=-25" in graph.transcription
+    assert any(step.startswith("loudnorm") for step in graph.transcription)
+    assert not any(step.startswith(("highpass", "afftdn")) for step in graph.diarization)
+    assert any(step.startswith("loudnorm") for step in graph.diarization)
+
+
+def test_an_unknown_chain_stops_start_up_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCRYON_AUDIO_PREPROCESSING_CHAIN", "louder")
+
+    with pytest.raises(SettingsError, match="SCRYON_AUDIO_PREPROCESSING_CHAIN"):
+        load_settings()
+
+
+@pytest.mark.parametrize("chain", list(AudioPreprocessingChain))
+def test_denoise_and_highpass_can_be_switched_off(chain: AudioPreprocessingChain) -> None:
+    graph = build_filter_graph(chain, ChainTuning(highpass_hz=0, denoise_enabled=False))
+
+    steps = (*graph.shared, *graph.transcription, *graph.diarization)
+    assert not any(step.startswith(("highpass", "afftdn")) for step in steps)
+    # Without them the reference chain's two variants are the same conversion.
+    assert not graph.splits
 
 
 def test_probe_reads_a_wav_header_without_ffmpeg(call_wav: bytes) -> None:
@@ -306,6 +466,11 @@ def test_resolve_ffmpeg_gives_none_when_there_is_no_ffmpeg(monkeypatch: pytest.M
 def test_a_non_positive_timeout_is_refused() -> None:
     with pytest.raises(ValueError, match="timeout"):
         AudioPreprocessor(FFMPEG, timeout_seconds=0)
+
+
+def test_a_non_positive_per_minute_budget_is_refused() -> None:
+    with pytest.raises(ValueError, match="seconds_per_audio_minute"):
+        AudioPreprocessor(FFMPEG, seconds_per_audio_minute=0)
 
 
 def test_a_non_positive_process_limit_is_refused() -> None:
