@@ -57,3 +57,11 @@ class RetryPolicy:
         if not is_transient(error_code) or retries_so_far >= self.max_retries:
             return None
         return min(self.max_delay_seconds, self.base_delay_seconds * 2**retries_so_far)
+
+    def delays(self, error_code: str) -> list[float]:
+        """The wait before each retry a failure with ``error_code`` gets (empty: it fails at once)."""
+        return [
+            delay
+            for retries_so_far in range(self.max_retries)
+            if (delay := self.delay_before_retry(error_code, retries_so_far)) is not None
+        ]

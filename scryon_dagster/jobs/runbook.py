@@ -124,9 +124,14 @@ def sweep_stale_calls_op(
         stale_after=timedelta(minutes=settings.scryon_stale_job_timeout_minutes),
         error_code=ErrorCode.STALE_JOB if config.scheduled else ErrorCode.MANUAL_SWEEP,
         callback_timeout=timedelta(minutes=settings.scryon_transcription_callback_timeout_minutes),
+        retry_policy=settings.retry_policy,
     )
     _summary(
-        context, failed=report.failed, callback_timeouts=report.callback_timeouts, spared_queued=report.spared_queued
+        context,
+        failed=report.failed,
+        requeued=report.requeued,
+        callback_timeouts=report.callback_timeouts,
+        spared_queued=report.spared_queued,
     )
 
 

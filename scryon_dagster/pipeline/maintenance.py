@@ -28,6 +28,7 @@ from scryon_dagster.domain.analysis.cost import (
 from scryon_dagster.domain.audio_formats import AudioType
 from scryon_dagster.domain.calls import TERMINAL_STATUSES, ArtifactType, CallStatus, ErrorCode
 from scryon_dagster.domain.flags import EffectiveFlags
+from scryon_dagster.domain.policy import RetryPolicy
 from scryon_dagster.domain.storage_keys import USERS_PREFIX, artifact_key, call_prefix, parse_call_prefix
 from scryon_dagster.domain.transcript.models import NormalizedTranscript
 from scryon_dagster.pipeline.outcomes import PipelineAsset, StageSelection
@@ -81,6 +82,8 @@ class MaintenanceError(ValueError):
 @dataclass(frozen=True)
 class SweepReport:
     failed: list[UUID]
+    requeued: list[UUID]
+    """Calls mid-flight put back to the queue for an automatic retry (a scheduled sweep only)."""
     callback_timeouts: list[UUID]
     spared_queued: int
     """Calls past the window, waiting for the pickup, spared because the pickup is making progress."""
@@ -93,11 +96,14 @@ def sweep_stale_calls(
     stale_after: timedelta,
     error_code: ErrorCode,
     callback_timeout: timedelta | None = None,
+    retry_policy: RetryPolicy | None = None,
 ) -> SweepReport:
     """Fail the calls that stopped making progress.
 
     QUEUED/TRANSCRIBING/ANALYZING calls not updated since ``now - stale_after`` become FAILED with
-    ``error_code`` (one guarded statement, one STATUS event per call). Running calls heartbeat, so a
+    ``error_code`` (one guarded statement, one STATUS event per call) — or, mid-flight with a retry
+    left by ``retry_policy`` (a transient ``stale_job``: their run died unseen), go back to the queue
+    for it; an operator's ``manual_sweep`` fails them. Running calls heartbeat, so a
     live long call is never stale. A backlog is not stale while the pickup progresses: calls waiting for
     it (QUEUED, or a delivered callback not yet resumed) are failed only when no call at all was
     claimed within the window. Calls awaiting a Lemonfox callback are left to ``callback_timeout``:
@@ -110,16 +116,25 @@ def sweep_stale_calls(
     if error_code not in SWEEP_ERROR_CODES:
         raise MaintenanceError(f"a sweep fails calls with {' or '.join(sorted(SWEEP_ERROR_CODES))}, not {error_code}")
     code = ErrorCode(error_code)
-    result = MaintenanceQueries(db).fail_stale_calls(cutoff=now - stale_after, error_code=code.value)
+    retry_delays = retry_policy.delays(code) if retry_policy is not None else []
+    result = MaintenanceQueries(db).fail_stale_calls(
+        cutoff=now - stale_after, error_code=code.value, retry_delays=retry_delays
+    )
     timeouts = _fail_expired_callbacks(db, requested_before=now - callback_timeout) if callback_timeout else []
     logger.info(
-        "stale sweep: %d failed (%s), %d callback timeouts, %d waiting calls spared",
+        "stale sweep: %d failed (%s), %d re-queued for a retry, %d callback timeouts, %d waiting calls spared",
         len(result.failed),
         code.value,
+        len(result.requeued),
         len(timeouts),
         result.spared_waiting,
     )
-    return SweepReport(failed=result.failed, callback_timeouts=timeouts, spared_queued=result.spared_waiting)
+    return SweepReport(
+        failed=result.failed,
+        requeued=result.requeued,
+        callback_timeouts=timeouts,
+        spared_queued=result.spared_waiting,
+    )
 
 
 def _fail_expired_callbacks(db: CallDatabase, *, requested_before: datetime) -> list[UUID]:

@@ -36,20 +36,36 @@ _WAITING_FOR_PICKUP = "(status = 'QUEUED' OR (callback_state = 'RECEIVED' AND cl
 # claimed_at, so the statement evaluates this EXISTS (once) only when a waiting call is past the window.
 _PICKUP_PROGRESSING = "EXISTS (SELECT 1 FROM call_records recent WHERE recent.claimed_at >= %(cutoff)s)"
 
+# A stale call mid-flight with a retry left goes back to the queue (its wait is %(retry_delays)s, indexed
+# by the retries it has used); any other stale call becomes FAILED.
+_RETRYABLE = (
+    "(status IN ('TRANSCRIBING', 'ANALYZING') AND callback_state IS NULL "
+    "AND retry_count < cardinality(%(retry_delays)s::float8[]))"
+)
 _FAIL_STALE_CALLS = f"""
     WITH moved AS (
-        UPDATE call_records SET status = 'FAILED', error_reason = %(code)s
+        UPDATE call_records SET
+            status = CASE WHEN {_RETRYABLE} THEN 'QUEUED' ELSE 'FAILED' END,
+            error_reason = CASE WHEN {_RETRYABLE} THEN NULL ELSE %(code)s END,
+            retry_after = CASE WHEN {_RETRYABLE}
+                               THEN now() + make_interval(secs => (%(retry_delays)s::float8[])[retry_count + 1])
+                               ELSE retry_after END,
+            retry_count = CASE WHEN {_RETRYABLE} THEN retry_count + 1 ELSE retry_count END
         WHERE status IN ('QUEUED', 'TRANSCRIBING', 'ANALYZING') AND updated_at < %(cutoff)s
           -- calls awaiting a callback have their own, longer timeout
           AND callback_state IS DISTINCT FROM 'AWAITING'
           AND (NOT {_WAITING_FOR_PICKUP} OR NOT {_PICKUP_PROGRESSING})
-        RETURNING id, user_id
+        RETURNING id, user_id, status, retry_count
     ), events AS (
         INSERT INTO call_processing_events (call_id, user_id, stage, status, error_code, error_message)
-        SELECT id, user_id, %(stage)s, %(event_status)s, %(code)s, 'status -> FAILED' FROM moved
+        SELECT id, user_id, %(stage)s, %(event_status)s, %(code)s,
+               CASE WHEN status = 'QUEUED' THEN 'status -> QUEUED (retry ' || retry_count || ')'
+                    ELSE 'status -> FAILED' END
+        FROM moved
     )
     SELECT
-        COALESCE((SELECT array_agg(id ORDER BY id) FROM moved), '{{}}') AS failed,
+        COALESCE((SELECT array_agg(id ORDER BY id) FROM moved WHERE status = 'FAILED'), '{{}}') AS failed,
+        COALESCE((SELECT array_agg(id ORDER BY id) FROM moved WHERE status = 'QUEUED'), '{{}}') AS requeued,
         -- CASE evaluates the progress check only when some waiting call is past the window
         (SELECT CASE WHEN count(*) = 0 THEN 0 WHEN {_PICKUP_PROGRESSING} THEN count(*) ELSE 0 END
          FROM call_records
@@ -60,6 +76,8 @@ _FAIL_STALE_CALLS = f"""
 @dataclass(frozen=True)
 class StaleSweepResult:
     failed: list[UUID]
+    requeued: list[UUID]
+    """Calls mid-flight put back to the queue for an automatic retry."""
     spared_waiting: int
     """Calls older than the window but spared because the pickup is making progress."""
 
@@ -80,9 +98,10 @@ class MaintenanceQueries:
         self._db = db
 
     # --- stale calls ------------------------------------------------------------------------------
-    def fail_stale_calls(self, *, cutoff: datetime, error_code: str) -> StaleSweepResult:
+    def fail_stale_calls(self, *, cutoff: datetime, error_code: str, retry_delays: Sequence[float]) -> StaleSweepResult:
         """In one statement: every active call not updated since ``cutoff`` becomes FAILED with a STATUS
-        event, except calls waiting for the pickup while it is making progress.
+        event, except calls waiting for the pickup while it is making progress, and calls mid-flight
+        with a retry left (``retry_delays[n]``: the wait before retry n + 1), which go back to the queue.
 
         A heartbeat committed while the statement waits on the row makes Postgres re-check the row's
         ``updated_at``, so that call is spared.
@@ -92,11 +111,14 @@ class MaintenanceQueries:
             {
                 "cutoff": cutoff,
                 "code": error_code,
+                "retry_delays": list(retry_delays),
                 "stage": Stage.STATUS.value,
                 "event_status": EventStatus.FAILED.value,
             },
         )
-        return StaleSweepResult(failed=list(rows[0]["failed"]), spared_waiting=int(rows[0]["spared"]))
+        return StaleSweepResult(
+            failed=list(rows[0]["failed"]), requeued=list(rows[0]["requeued"]), spared_waiting=int(rows[0]["spared"])
+        )
 
     # --- temporary audio --------------------------------------------------------------------------
     def temp_audio_created_before(self, cutoff: datetime) -> Iterator[list[CallArtifactRef]]:
