@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from scryon_dagster.domain.calls import Direction
+import pytest
+
+from scryon_dagster.domain.calls import Direction, Stage
 from scryon_dagster.domain.provider_outputs import Diarization, Identification, RawTranscript
 from scryon_dagster.domain.transcript import (
+    AlignmentError,
     NormalizedTranscript,
     Role,
     SpeakerContext,
     bucket_voice_match,
     build_transcript,
 )
+from scryon_dagster.domain.transcript.build import StepHandle
+from scryon_dagster.domain.transcript.rendering import with_speakers
 from tests.unit.transcript.builders import CALL_ID, CREATED_AT, PROVENANCE, diarization, raw_transcript
 
 SCRIPT = [
@@ -54,3 +62,57 @@ def test_provider_bytes_become_a_named_normalized_transcript() -> None:
     assert stored.language == "en"
     assert stored.speaker_resolution.voice_match_status == "MATCHED"
     assert "867" not in json.dumps(json.loads(stored.to_json_bytes()))
+
+
+class Step:
+    def soft_failure(self, code: str) -> None:
+        raise AssertionError(f"unexpected soft failure {code}")
+
+
+def test_the_pipelines_steps_are_tracked_in_order_and_the_llm_pass_names_last() -> None:
+    raw = raw_transcript(SCRIPT)
+    tracked: list[Stage] = []
+
+    @contextmanager
+    def track(stage: Stage) -> Iterator[StepHandle]:
+        tracked.append(stage)
+        yield Step()
+
+    def rename_contact(transcript: NormalizedTranscript) -> NormalizedTranscript:
+        assert transcript.speakers[0].label == "Ravi Shankar"  # the deterministic ladder ran first
+        renamed = transcript.speakers[0].model_copy(update={"label": "Ravi S."})
+        return with_speakers(transcript, [renamed, *transcript.speakers[1:]])
+
+    context = SpeakerContext("Praveen Kumar", "Ravi Shankar", "+1 555 111 2222", Direction.OUTGOING)
+    transcript = build_transcript(
+        CALL_ID,
+        raw,
+        diarization(SCRIPT),
+        context,
+        None,
+        provenance=PROVENANCE,
+        created_at=CREATED_AT,
+        name_with_llm=rename_contact,
+        track=track,
+    )
+
+    assert tracked == [Stage.TRANSCRIPT_ALIGNED, Stage.TRANSCRIPT_NORMALIZED, Stage.SPEAKER_REFINED]
+    assert transcript.speakers[0].label == "Ravi S."
+
+
+def test_unusable_input_fails_inside_its_step() -> None:
+    raw = RawTranscript.model_validate({"segments": [{"start": math.nan, "end": 1.0, "text": "Hello?"}]})
+    failed: list[Stage] = []
+
+    @contextmanager
+    def track(stage: Stage) -> Iterator[StepHandle]:
+        try:
+            yield Step()
+        except ValueError:
+            failed.append(stage)
+            raise
+
+    context = SpeakerContext(None, None, None, Direction.INCOMING)
+    with pytest.raises(AlignmentError):
+        build_transcript(CALL_ID, raw, None, context, None, provenance=PROVENANCE, created_at=CREATED_AT, track=track)
+    assert failed == [Stage.TRANSCRIPT_ALIGNED]
