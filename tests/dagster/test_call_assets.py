@@ -27,7 +27,13 @@ class RecordingPipeline(dg.ConfigurableResource):
     calls_seen: list[list[str]] = []
 
     def run_batch(
-        self, call_ids: Sequence[UUID], selection: StageSelection, *, batch_id: UUID | None, run_id: str
+        self,
+        call_ids: Sequence[UUID],
+        selection: StageSelection,
+        *,
+        batch_id: UUID | None,
+        run_id: str,
+        take_idle: bool = True,
     ) -> Iterator[CallOutcome]:
         type(self).calls_seen.append([str(c) for c in call_ids] + sorted(a.value for a in selection.assets))
         for call_id in call_ids:
