@@ -39,6 +39,7 @@ def _parse_recorded_at(value: str) -> datetime:
 
 
 def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> None:
+    from scryon_dagster.adapters.audio_probe import AudioProbe
     from scryon_dagster.adapters.db.records import NewCall
     from scryon_dagster.adapters.db.repository import CallDatabase
     from scryon_dagster.adapters.object_store import build_object_store
@@ -64,6 +65,7 @@ def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> None:
             user_display_name=args.user_display_name,
             call=call,
             max_bytes=settings.max_file_size,
+            audio_probe=AudioProbe.from_settings(settings),
         )
     print(record.id)
 

@@ -14,6 +14,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from uuid import UUID
 
+from scryon_dagster.adapters.audio_probe import AudioProbe
 from scryon_dagster.adapters.db.embedded import resolve_database_url
 from scryon_dagster.adapters.db.migrate import upgrade_to_head
 from scryon_dagster.adapters.db.records import NewCall
@@ -97,6 +98,7 @@ def _enqueue_samples(settings: Settings, database_url: str) -> list[UUID]:
         print(f"{len(call_ids)} sample calls were queued by an earlier demo (delete var/ to start afresh)")
         return call_ids
     store = build_object_store(settings)
+    audio_probe = AudioProbe.from_settings(settings)
     queued: dict[str, str] = {}
     with CallDatabase(database_url) as db:
         for sample_path in generate_sample_audio(samples_dir):
@@ -116,6 +118,7 @@ def _enqueue_samples(settings: Settings, database_url: str) -> list[UUID]:
                         phone_number=sample.phone_number,
                     ),
                     max_bytes=settings.max_file_size,
+                    audio_probe=audio_probe,
                 )
             queued[sample.slug] = str(record.id)
             print(f"queued sample call {record.id} ({sample.slug})")

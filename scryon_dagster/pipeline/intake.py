@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import io
+from dataclasses import replace
 from typing import BinaryIO
 from uuid import uuid4
 
+from scryon_dagster.adapters.audio_probe import AudioProbe, AudioProbeUnavailableError, AudioUndecodableError
 from scryon_dagster.adapters.db.records import CallRecord, NewCall
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.adapters.object_store import ObjectStore, ObjectTooLargeError
 from scryon_dagster.domain.audio_formats import SNIFF_HEAD_BYTES, sniff_audio_type
 from scryon_dagster.domain.calls import ArtifactType
 from scryon_dagster.domain.storage_keys import artifact_key
+from scryon_dagster.settings import load_settings
 
 
 class IntakeError(ValueError):
@@ -31,17 +35,28 @@ def enqueue_call(
     call: NewCall,
     max_bytes: int,
     user_display_name: str | None = None,
+    audio_probe: AudioProbe | None = None,
 ) -> CallRecord:
-    """Store the audio, then insert the QUEUED call with its artifact row.
+    """Check the audio, store it, then insert the QUEUED call with its artifact row.
 
-    Checks the database first so that an unreachable database writes nothing; if the insert fails
-    after the upload, the uploaded object is removed again.
+    Refuses, before writing anything, audio of an unknown type, over ``max_bytes``, with nothing
+    decodable or shorter than the probe's minimum (``audio_probe`` defaults to the settings' one).
+    Then checks the database, so that an unreachable database writes nothing; if the insert fails
+    after the upload, the uploaded object is removed again. ``audio`` must be seekable.
+
+    The call's ``duration_seconds`` is the measured decodable duration, preferred over the caller's:
+    it is what the providers will hear and what costs are estimated on, whereas a recording cut short
+    would otherwise carry the length its app meant to record.
     """
     head = audio.read(SNIFF_HEAD_BYTES)
     audio.seek(0)
     audio_type = sniff_audio_type(head, filename)
     if audio_type is None:
         raise IntakeError("unsupported_audio_type", "unsupported audio type (expected wav, mp3, m4a, ogg, flac, ...)")
+    # Before decoding: an oversized file is refused without ffmpeg reading all of it.
+    if audio.seek(0, io.SEEK_END) > max_bytes:
+        raise _too_large(max_bytes)
+    seconds = _decodable_seconds(audio_probe or AudioProbe.from_settings(load_settings()), audio)
     db.check()
     user = db.find_user(user_reference) or db.ensure_user(user_reference, display_name=user_display_name)
     call_id = uuid4()
@@ -49,12 +64,12 @@ def enqueue_call(
     try:
         size = store.put_stream(key, audio, audio_type.content_type, max_bytes=max_bytes)
     except ObjectTooLargeError:
-        raise IntakeError("file_too_large", f"audio is larger than MAX_FILE_SIZE ({max_bytes} bytes)") from None
+        raise _too_large(max_bytes) from None
     try:
         return db.create_queued_call(
             call_id=call_id,
             user_id=user.id,
-            call=call,
+            call=replace(call, duration_seconds=seconds),
             temp_audio_key=key,
             temp_audio_content_type=audio_type.content_type,
             temp_audio_size=size,
@@ -62,3 +77,24 @@ def enqueue_call(
     except BaseException:
         store.delete(key)
         raise
+
+
+def _too_large(max_bytes: int) -> IntakeError:
+    return IntakeError("file_too_large", f"audio is larger than MAX_FILE_SIZE ({max_bytes} bytes)")
+
+
+def _decodable_seconds(probe: AudioProbe, audio: BinaryIO) -> float:
+    """The recording's decodable duration (to the millisecond), or IntakeError; ``audio`` left at its start."""
+    try:
+        seconds = round(probe.decodable_seconds(audio), 3)
+    except AudioUndecodableError:
+        raise IntakeError("audio_undecodable", "audio has no decodable sound (damaged, or not a recording)") from None
+    except AudioProbeUnavailableError as exc:
+        raise IntakeError("audio_check_unavailable", f"audio could not be checked: {exc}") from None
+    if seconds < probe.min_seconds:
+        raise IntakeError(
+            "audio_too_short",
+            f"audio too short: {seconds:.2f} s decodable, at least {probe.min_seconds:g} s needed"
+            " (SCRYON_MIN_AUDIO_SECONDS)",
+        )
+    return seconds

@@ -1,16 +1,22 @@
 """The streaming multipart reader: a large upload never sits whole in memory, an oversized one is
-refused while it streams in, and the parts come out intact."""
+refused while it streams in, and the parts come out intact. Then the upload endpoint: audio with
+nothing decodable, or too little, is refused before anything is written."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 import tracemalloc
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from scryon_dagster.adapters.db.repository import CallDatabase
+from scryon_dagster.adapters.object_store import ObjectStore
 from scryon_dagster.api.errors import ApiError
 from scryon_dagster.api.uploads import AudioUpload, receive_upload
+from scryon_dagster.domain.calls import ArtifactType
+from tests.api.conftest import Api, wav_bytes
 
 BOUNDARY = "scryon-test-boundary"
 CONTENT_TYPE = f"multipart/form-data; boundary={BOUNDARY}"
@@ -113,3 +119,57 @@ def test_an_oversized_text_part_is_refused() -> None:
         receive(CountingBody(multipart(audio_pattern(1024), metadata="x" * (65 * 1024))), max_file_bytes=MIB)
 
     assert (refused.value.status, refused.value.code) == (400, "validation_failed")
+
+
+# --- the upload endpoint refuses broken audio ----------------------------------------------------
+
+
+def cut_to(seconds: float, wav: bytes) -> bytes:
+    """``wav`` (mono 16-kHz 16-bit) cut off after ``seconds`` of audio; its header still claims the whole length."""
+    return wav[: WAV_HEADER_BYTES + round(seconds * 16_000 * 2)]
+
+
+WAV_HEADER_BYTES = 44
+RIFF_NOISE = b"RIFF\x24\x80\x00\x00WAVE" + random.Random(14).randbytes(32_000)
+
+
+@pytest.mark.parametrize(
+    ("audio", "code"),
+    [
+        (wav_bytes(0), "audio_too_short"),
+        (cut_to(0.09, wav_bytes(2.0)), "audio_too_short"),
+        (RIFF_NOISE, "audio_undecodable"),
+    ],
+    ids=["a 0-second WAV", "a WAV cut to 0.09 s", "random bytes behind a RIFF header"],
+)
+def test_broken_audio_is_422_and_stores_nothing(
+    api: Api, db: CallDatabase, store: ObjectStore, audio: bytes, code: str
+) -> None:
+    response = api.upload(audio, metadata={"title": "t"})
+
+    assert response.status_code == 422
+    assert response.json()["code"] == code
+    assert list(store.list_objects()) == []
+    assert db.query("SELECT count(*) AS n FROM call_records") == [{"n": 0}]
+
+
+def test_a_recording_cut_short_is_queued_with_its_measured_duration(
+    api: Api, db: CallDatabase, store: ObjectStore
+) -> None:
+    audio = cut_to(1.5, wav_bytes(4.0))
+
+    call_id = api.queue_call(audio=audio, metadata={"durationSeconds": 4})
+
+    call = db.get_call(call_id)
+    assert call is not None
+    assert call.duration_seconds == pytest.approx(1.5)  # what decodes, not what the header or the app claimed
+    assert store.get_bytes(db.get_artifacts(call_id)[ArtifactType.TEMP_AUDIO].storage_key) == audio
+
+
+def test_an_upload_spooled_to_disk_is_measured_in_place(api: Api, db: CallDatabase) -> None:
+    audio = wav_bytes(40.0)  # 1.3 MB: past the spool's in-memory part
+
+    call = db.get_call(api.queue_call(audio=audio))
+
+    assert call is not None
+    assert call.duration_seconds == pytest.approx(40.0)

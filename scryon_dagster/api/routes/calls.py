@@ -15,16 +15,20 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from scryon_dagster.adapters.audio_probe import AudioProbe
 from scryon_dagster.adapters.db.api_queries import ListPosition
 from scryon_dagster.adapters.db.records import CallRecord
 from scryon_dagster.adapters.object_store import ObjectNotFoundError, ObjectStoreError
 from scryon_dagster.api.errors import (
     ARTIFACT_NOT_FOUND,
     AUDIO_MISSING,
+    AUDIO_TOO_SHORT,
+    AUDIO_UNDECODABLE,
     CALL_IN_PROGRESS,
     CALL_NOT_COMPLETED,
     CALL_NOT_FOUND,
     PAYLOAD_TOO_LARGE,
+    SERVICE_UNAVAILABLE,
     UNSUPPORTED_MEDIA_TYPE,
     VALIDATION_FAILED,
     ApiError,
@@ -51,7 +55,13 @@ from scryon_dagster.pipeline.intake import IntakeError, enqueue_call
 logger = logging.getLogger(__name__)
 
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
-_INTAKE_ERRORS = {"unsupported_audio_type": (415, UNSUPPORTED_MEDIA_TYPE), "file_too_large": (413, PAYLOAD_TOO_LARGE)}
+_INTAKE_ERRORS = {
+    "unsupported_audio_type": (415, UNSUPPORTED_MEDIA_TYPE),
+    "file_too_large": (413, PAYLOAD_TOO_LARGE),
+    "audio_undecodable": (422, AUDIO_UNDECODABLE),
+    "audio_too_short": (422, AUDIO_TOO_SHORT),
+    "audio_check_unavailable": (503, SERVICE_UNAVAILABLE),
+}
 
 router = APIRouter(prefix="/api/calls", tags=["calls"], responses=error_responses(400, 401, 503))
 
@@ -97,7 +107,7 @@ def component_schemas() -> dict[str, dict[str, Any]]:
     response_model=AcceptedCall,
     summary="Upload a recording and queue its call",
     openapi_extra={"requestBody": _UPLOAD_BODY},
-    responses=error_responses(413, 415),
+    responses=error_responses(413, 415, 422),
 )
 async def analyze_call(
     request: Request,
@@ -148,6 +158,7 @@ def _enqueue(
             user_reference=user_reference,
             call=metadata.to_new_call(upload.fields.get("title")),
             max_bytes=services.settings.max_file_size,
+            audio_probe=AudioProbe.from_settings(services.settings),
         )
     except IntakeError as exc:
         status, code = _INTAKE_ERRORS.get(exc.code, (400, VALIDATION_FAILED))
