@@ -16,10 +16,11 @@ from fastapi.openapi.utils import get_openapi
 
 from scryon_dagster.adapters.db.embedded import resolve_database_url
 from scryon_dagster.adapters.db.repository import CallDatabase
+from scryon_dagster.adapters.identity import IdTokenVerifier
 from scryon_dagster.adapters.object_store import ObjectStore, build_object_store
 from scryon_dagster.api.errors import install_error_handlers
 from scryon_dagster.api.routes import calls, health, webhooks
-from scryon_dagster.api.security import ApiConfigurationError, ApiKeyGuard
+from scryon_dagster.api.security import Authenticator
 from scryon_dagster.api.services import ApiServices
 from scryon_dagster.settings import Settings
 
@@ -44,38 +45,37 @@ def create_app(
     local_dev: bool = False,
     db: CallDatabase | None = None,
     store: ObjectStore | None = None,
+    token_verifier: IdTokenVerifier | None = None,
     max_callback_body_bytes: int = DEFAULT_MAX_CALLBACK_BODY_BYTES,
 ) -> FastAPI:
     """The API for ``settings``.
 
-    Without any ``SCRYON_API_KEY`` the app refuses to start unless ``local_dev`` is set; in local-dev
-    mode with no key every request is let in and a missing ``X-User-Id`` means the ``local-dev``
-    user. ``db`` and ``store`` default to the ones the settings describe (the app then closes the
-    database on shutdown).
+    The calls routes act for the user of a verified ID token, or (trusted-service mode) for the
+    user an API-key caller names; without an identity provider or trusted-service mode the app
+    refuses to start unless ``local_dev`` is set, in which case every request acts for the fixed
+    ``local-dev`` user (see ``security``). ``db``, ``store`` and ``token_verifier`` default to the
+    ones the settings describe (the app then closes the database on shutdown).
     """
-    keys = settings.api_keys
-    if not keys and not local_dev:
-        raise ApiConfigurationError(
-            "SCRYON_API_KEY is not set: set one or more comma-separated keys, or start in local-dev mode"
-        )
     owned_db = db is None
     database = db or CallDatabase(
         resolve_database_url(settings.scryon_database_url, settings.scryon_embedded_pg_dir),
         timeout_seconds=API_DATABASE_TIMEOUT_SECONDS,
+        retry_seconds=API_DATABASE_TIMEOUT_SECONDS,
     )
+    authenticator = Authenticator.from_settings(settings, database, local_dev=local_dev, verifier=token_verifier)
     services = ApiServices(
         settings=settings,
         db=database,
         store=store or build_object_store(settings),
-        local_dev=local_dev,
         version=package_version(),
         max_callback_bytes=max_callback_body_bytes,
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if not keys:
-            logger.warning("API running in local-dev mode without an API key: every request is let in")
+        logger.info("API authentication: %s", authenticator.describe())
+        if authenticator.open_to_anyone:
+            logger.warning("API running in local-dev mode without credentials: every request is let in")
         try:
             yield
         finally:
@@ -87,8 +87,10 @@ def create_app(
         version=services.version,
         description=(
             "Upload call recordings, poll their processing, read transcripts and analyses. Every route but "
-            "health and webhooks needs an API key (`Authorization: Bearer <key>` or `X-API-Key`) and acts "
-            "for the user named in `X-User-Id`. Errors are `{code, message}`."
+            "health and webhooks acts for the user of the ID token in `Authorization: Bearer <token>` (401 "
+            "`auth_missing` / `auth_invalid`, 403 `auth_disabled`); another user's call is 404. An API key "
+            "(`X-API-Key`) names a user only in trusted-service mode, through `X-User-Id`. "
+            "Errors are `{code, message}`."
         ),
         openapi_url="/api/openapi.json",
         docs_url="/api/docs",
@@ -100,8 +102,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(webhooks.router)
-    guard = [Depends(ApiKeyGuard(keys).dependency())] if keys else []
-    app.include_router(calls.router, dependencies=guard)
+    app.include_router(calls.router, dependencies=[Depends(authenticator.dependency())])
     return app
 
 

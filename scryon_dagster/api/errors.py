@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 VALIDATION_FAILED = "validation_failed"
 AUTH_MISSING = "auth_missing"
 AUTH_INVALID = "auth_invalid"
+AUTH_DISABLED = "auth_disabled"
 CALL_NOT_FOUND = "call_not_found"
 CALL_NOT_COMPLETED = "call_not_completed"
 ARTIFACT_NOT_FOUND = "artifact_not_found"

@@ -1,4 +1,5 @@
-"""What the routes share: settings, the call database, object storage, and the user-scoped lookups."""
+"""What the routes share: settings, the call database, object storage, the caller's user and the
+user-scoped lookups."""
 
 from __future__ import annotations
 
@@ -6,19 +7,15 @@ from dataclasses import dataclass
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 
-from scryon_dagster.adapters.db.api_queries import ApiQueries
-from scryon_dagster.adapters.db.records import CallRecord, UserRecord
+from scryon_dagster.adapters.db.api_queries import ApiQueries, ApiUser
+from scryon_dagster.adapters.db.records import CallRecord
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.adapters.object_store import ObjectStore
-from scryon_dagster.api.errors import CALL_NOT_FOUND, VALIDATION_FAILED, ApiError
+from scryon_dagster.api.errors import AUTH_MISSING, CALL_NOT_FOUND, ApiError
 from scryon_dagster.pipeline.maintenance import delete_calls
 from scryon_dagster.settings import Settings
-
-LOCAL_DEV_USER = "local-dev"
-USER_ID_PATTERN = r"^[\x21-\x7e]{1,128}$"
-"""Printable ASCII without spaces: Firebase uids, emails, UUIDs."""
 
 
 @dataclass(frozen=True)
@@ -26,7 +23,6 @@ class ApiServices:
     settings: Settings
     db: CallDatabase
     store: ObjectStore
-    local_dev: bool
     version: str
     max_callback_bytes: int
 
@@ -34,14 +30,10 @@ class ApiServices:
     def queries(self) -> ApiQueries:
         return ApiQueries(self.db)
 
-    def find_user(self, reference: str) -> UserRecord | None:
-        return self.db.find_user(reference)
-
-    def owned_call(self, user_reference: str, call_id: UUID) -> CallRecord:
+    def owned_call(self, user: ApiUser, call_id: UUID) -> CallRecord:
         """The caller's call; another user's call is indistinguishable from a missing one (404)."""
-        user = self.find_user(user_reference)
-        call = self.db.get_call(call_id) if user is not None else None
-        if user is None or call is None or call.user_id != user.id:
+        call = self.db.get_call(call_id)
+        if call is None or call.user_id != user.id:
             raise ApiError(404, CALL_NOT_FOUND, "no such call")
         return call
 
@@ -55,22 +47,14 @@ def _services(request: Request) -> ApiServices:
     return services
 
 
-def _user_reference(
-    services: Annotated[ApiServices, Depends(_services)],
-    x_user_id: Annotated[
-        str | None,
-        Header(
-            pattern=USER_ID_PATTERN,
-            description="The user the request acts for; required unless the API runs in local-dev mode.",
-        ),
-    ] = None,
-) -> str:
-    if x_user_id:
-        return x_user_id
-    if services.local_dev:
-        return LOCAL_DEV_USER
-    raise ApiError(400, VALIDATION_FAILED, "the X-User-Id header is required")
+def _current_user(request: Request) -> ApiUser:
+    # Set by the router's authentication dependency, which runs before the route's own; without it
+    # (a route mounted without that dependency) the request is refused rather than let in.
+    user = getattr(request.state, "user", None)
+    if not isinstance(user, ApiUser):
+        raise ApiError(401, AUTH_MISSING, "credentials are required", headers={"WWW-Authenticate": "Bearer"})
+    return user
 
 
 Services = Annotated[ApiServices, Depends(_services)]
-UserReference = Annotated[str, Depends(_user_reference)]
+CurrentUser = Annotated[ApiUser, Depends(_current_user)]

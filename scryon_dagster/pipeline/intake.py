@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 from dataclasses import replace
 from typing import BinaryIO
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from scryon_dagster.adapters.audio_probe import AudioProbe, AudioProbeUnavailableError, AudioUndecodableError
-from scryon_dagster.adapters.db.records import CallRecord, NewCall
+from scryon_dagster.adapters.db.records import CallRecord, NewCall, UserRecord
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.adapters.object_store import ObjectStore, ObjectTooLargeError
 from scryon_dagster.domain.audio_formats import SNIFF_HEAD_BYTES, sniff_audio_type
@@ -31,7 +31,7 @@ def enqueue_call(
     *,
     audio: BinaryIO,
     filename: str,
-    user_reference: str,
+    user_reference: str | UUID,
     call: NewCall,
     max_bytes: int,
     user_display_name: str | None = None,
@@ -58,7 +58,7 @@ def enqueue_call(
         raise _too_large(max_bytes)
     seconds = _decodable_seconds(audio_probe or AudioProbe.from_settings(load_settings()), audio)
     db.check()
-    user = db.find_user(user_reference) or db.ensure_user(user_reference, display_name=user_display_name)
+    user = _user(db, user_reference, user_display_name)
     call_id = uuid4()
     key = artifact_key(user.id, call_id, ArtifactType.TEMP_AUDIO, audio_type.extension)
     try:
@@ -77,6 +77,17 @@ def enqueue_call(
     except BaseException:
         store.delete(key)
         raise
+
+
+def _user(db: CallDatabase, reference: str | UUID, display_name: str | None) -> UserRecord:
+    """A UUID is the users row itself (the HTTP API's signed-in user); text is an external user id or
+    a row id, and an unknown external id is created."""
+    if isinstance(reference, UUID):
+        user = db.get_user(reference)
+        if user is None:
+            raise IntakeError("unknown_user", "the user no longer exists")
+        return user
+    return db.find_user(reference) or db.ensure_user(reference, display_name=display_name)
 
 
 def _too_large(max_bytes: int) -> IntakeError:

@@ -1,7 +1,9 @@
-"""The API on real parts: PostgreSQL, the S3-compatible server and (for callbacks) the simulator.
+"""The API on real parts: PostgreSQL, the S3-compatible server, a stand-in identity provider and
+(for callbacks) the simulator.
 
-``api`` is an in-process client of the ASGI app; ``ApiServer`` serves the app on a loopback port
-for callers outside the process (the simulator delivering a callback).
+``api`` is an in-process client of the ASGI app, whose users are who ID tokens of the stand-in issuer
+say; ``ApiServer`` serves the app on a loopback port for callers outside the process (the simulator
+delivering a callback).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from scryon_dagster.adapters.object_store import ObjectStore
 from scryon_dagster.api import create_app
 from scryon_dagster.domain.calls import ArtifactType, CallStatus
 from scryon_dagster.settings import Settings, load_settings
+from tests.api.identity_provider import IdentityProviderStub, shared_identity_provider
 
 API_KEY = "api-key-current-5f0c2a9e"
 OLD_API_KEY = "api-key-previous-81d7b3c4"
@@ -49,26 +52,38 @@ def wav_bytes(seconds: float = 1.0, sample_rate: int = 16_000) -> bytes:
 
 
 def api_settings(**overrides: object) -> Settings:
-    """Settings from the test environment (``pipeline_env``) with the API's key and webhook secret."""
-    return load_settings(**{"scryon_api_key": API_KEY, "scryon_webhook_secret": WEBHOOK_SECRET, **overrides})
+    """Settings from the test environment (``pipeline_env``): ID tokens of the shared stand-in issuer,
+    a service API key and the webhook secret."""
+    return load_settings(
+        **{
+            **shared_identity_provider().settings(),
+            "scryon_api_key": API_KEY,
+            "scryon_webhook_secret": WEBHOOK_SECRET,
+            **overrides,
+        }
+    )
 
 
 class Api:
-    """A client of the app that acts, by default, for ALICE with the current key."""
+    """A client of the app that acts, by default, for ALICE with her ID token. Given a ``key``, it
+    calls as a service instead: the key, and ``X-User-Id`` naming ``user`` (trusted-service mode)."""
 
-    def __init__(self, client: TestClient) -> None:
+    def __init__(self, client: TestClient, issuer: IdentityProviderStub | None = None) -> None:
         self.client = client
+        self.issuer = issuer or shared_identity_provider()
 
-    def headers(self, user: str | None = ALICE, key: str | None = API_KEY, **extra: str) -> dict[str, str]:
+    def headers(self, user: str | None = ALICE, key: str | None = None, **extra: str) -> dict[str, str]:
         headers = dict(extra)
-        if user is not None:
-            headers["X-User-Id"] = user
         if key is not None:
             headers["Authorization"] = f"Bearer {key}"
+            if user is not None:
+                headers["X-User-Id"] = user
+        elif user is not None:
+            headers["Authorization"] = f"Bearer {self.issuer.token(user)}"
         return headers
 
     def request(
-        self, method: str, path: str, *, user: str | None = ALICE, key: str | None = API_KEY, **kwargs: Any
+        self, method: str, path: str, *, user: str | None = ALICE, key: str | None = None, **kwargs: Any
     ) -> httpx.Response:
         extra = kwargs.pop("headers", {})
         return self.client.request(method, path, headers={**self.headers(user, key), **extra}, **kwargs)
@@ -80,7 +95,7 @@ class Api:
         metadata: Mapping[str, object] | str | None = None,
         filename: str = "recording.wav",
         user: str | None = ALICE,
-        key: str | None = API_KEY,
+        key: str | None = None,
         headers: Mapping[str, str] | None = None,
         extra_parts: Mapping[str, str] | None = None,
     ) -> httpx.Response:

@@ -26,6 +26,7 @@ from scryon_dagster.resources import CallDatabaseResource, SettingsResource, bui
 from scryon_dagster.sensors.queued_calls import queued_calls_sensor
 from scryon_dagster.simulator import SimulatorServer
 from tests.api.conftest import ALICE, API_KEY, WEBHOOK_SECRET, ApiServer, api_settings
+from tests.api.identity_provider import shared_identity_provider
 from tests.fixtures.pipeline import Enqueue, sample_by_slug
 from tests.fixtures.simulator import delivery_stats
 
@@ -100,7 +101,7 @@ def test_a_call_completes_through_the_lemonfox_callback(
 ) -> None:
     slug = "greeting_by_name"
     sample = sample_by_slug(slug)
-    headers = {"Authorization": f"Bearer {API_KEY}", "X-User-Id": ALICE}
+    headers = {"Authorization": f"Bearer {shared_identity_provider().token(ALICE)}"}
     with httpx.Client(base_url=api_server.base_url, headers=headers, timeout=30) as client:
         upload = client.post(
             "/api/calls/analyze",

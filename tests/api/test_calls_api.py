@@ -10,6 +10,7 @@ from uuid import UUID, uuid4
 import pytest
 from fastapi.testclient import TestClient
 
+from scryon_dagster.adapters.db.api_queries import ApiQueries
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.adapters.object_store import ObjectStore
 from scryon_dagster.api import create_app
@@ -138,7 +139,9 @@ def test_audio_over_max_file_size_is_413_and_stores_nothing(
 
     assert error(response) == (413, "payload_too_large")
     assert list(store.list_objects("")) == []
-    assert db.find_user(ALICE) is None
+    alice = db.find_user(ALICE)  # signed in by her token; nothing of the upload is kept
+    assert alice is not None
+    assert ApiQueries(db).list_calls(alice.id, limit=1) == []
 
 
 def test_unknown_audio_and_non_multipart_bodies_are_415(api: Api, store: ObjectStore) -> None:

@@ -1,4 +1,4 @@
-"""SQL behind the HTTP API: the user's call list and status poll, upload idempotency keys, deletion."""
+"""SQL behind the HTTP API: signing users in, the user's call list and status poll, upload idempotency keys."""
 
 from __future__ import annotations
 
@@ -39,9 +39,39 @@ class CallSummary:
         return ListPosition(self.created_at, self.id)
 
 
+@dataclass(frozen=True)
+class ApiUser:
+    """The ``users`` row a request acts for."""
+
+    id: UUID
+    disabled: bool
+
+
 class ApiQueries:
     def __init__(self, db: CallDatabase) -> None:
         self._db = db
+
+    def sign_in(self, external_user_id: str, *, email: str | None = None, display_name: str | None = None) -> ApiUser:
+        """The user with this external id, created on first sight. A new email or name (from the ID
+        token) is stored; an absent one leaves the stored value alone."""
+        found = self._db.query(
+            "SELECT id, disabled, email, display_name FROM users WHERE external_user_id = %s", (external_user_id,)
+        )
+        if found and email in (None, found[0]["email"]) and display_name in (None, found[0]["display_name"]):
+            return ApiUser(id=found[0]["id"], disabled=found[0]["disabled"])
+        # Only first sight or a changed profile writes, so an ordinary request costs one read.
+        rows = self._db.query(
+            """
+            INSERT INTO users (external_user_id, email, display_name) VALUES (%s, %s, %s)
+            ON CONFLICT (external_user_id) DO UPDATE
+                SET email = COALESCE(EXCLUDED.email, users.email),
+                    display_name = COALESCE(EXCLUDED.display_name, users.display_name),
+                    updated_at = now()
+            RETURNING id, disabled
+            """,
+            (external_user_id, email, display_name),
+        )
+        return ApiUser(id=rows[0]["id"], disabled=rows[0]["disabled"])
 
     def list_calls(
         self, user_id: UUID, *, limit: int, status: CallStatus | None = None, after: ListPosition | None = None

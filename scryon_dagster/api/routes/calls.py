@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from scryon_dagster.adapters.audio_probe import AudioProbe
-from scryon_dagster.adapters.db.api_queries import ListPosition
+from scryon_dagster.adapters.db.api_queries import ApiUser, ListPosition
 from scryon_dagster.adapters.db.records import CallRecord
 from scryon_dagster.adapters.object_store import ObjectNotFoundError, ObjectStoreError
 from scryon_dagster.api.errors import (
@@ -47,7 +47,7 @@ from scryon_dagster.api.models import (
     CallStatusItem,
     CallStatusList,
 )
-from scryon_dagster.api.services import ApiServices, Services, UserReference
+from scryon_dagster.api.services import ApiServices, CurrentUser, Services
 from scryon_dagster.api.uploads import AudioUpload, receive_upload
 from scryon_dagster.domain.calls import ACTIVE_STATUSES, ArtifactType, CallStatus
 from scryon_dagster.pipeline.intake import IntakeError, enqueue_call
@@ -63,7 +63,7 @@ _INTAKE_ERRORS = {
     "audio_check_unavailable": (503, SERVICE_UNAVAILABLE),
 }
 
-router = APIRouter(prefix="/api/calls", tags=["calls"], responses=error_responses(400, 401, 503))
+router = APIRouter(prefix="/api/calls", tags=["calls"], responses=error_responses(400, 401, 403, 503))
 
 _UPLOAD_BODY = {
     "required": True,
@@ -112,7 +112,7 @@ def component_schemas() -> dict[str, dict[str, Any]]:
 async def analyze_call(
     request: Request,
     services: Services,
-    user_reference: UserReference,
+    user: CurrentUser,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -123,7 +123,7 @@ async def analyze_call(
     ] = None,
 ) -> JSONResponse:
     if idempotency_key is not None:
-        earlier = await run_in_threadpool(_call_for_key, services, user_reference, idempotency_key)
+        earlier = await run_in_threadpool(_call_for_key, services, user, idempotency_key)
         if earlier is not None:
             return _accepted(earlier, replayed=True)
     upload = await receive_upload(
@@ -133,21 +133,18 @@ async def analyze_call(
         max_file_bytes=services.settings.max_file_size,
     )
     try:
-        call = await run_in_threadpool(_enqueue, services, user_reference, upload, idempotency_key)
+        call = await run_in_threadpool(_enqueue, services, user, upload, idempotency_key)
     finally:
         upload.close()
     return _accepted(call, replayed=False)
 
 
-def _call_for_key(services: ApiServices, user_reference: str, key: str) -> CallRecord | None:
-    user = services.find_user(user_reference)
-    call_id = services.queries.call_for_idempotency_key(user.id, key) if user is not None else None
+def _call_for_key(services: ApiServices, user: ApiUser, key: str) -> CallRecord | None:
+    call_id = services.queries.call_for_idempotency_key(user.id, key)
     return services.db.get_call(call_id) if call_id is not None else None
 
 
-def _enqueue(
-    services: ApiServices, user_reference: str, upload: AudioUpload, idempotency_key: str | None
-) -> CallRecord:
+def _enqueue(services: ApiServices, user: ApiUser, upload: AudioUpload, idempotency_key: str | None) -> CallRecord:
     metadata = _metadata(upload.fields)
     try:
         call = enqueue_call(
@@ -155,7 +152,7 @@ def _enqueue(
             services.store,
             audio=upload.audio,
             filename=upload.filename,
-            user_reference=user_reference,
+            user_reference=user.id,
             call=metadata.to_new_call(upload.fields.get("title")),
             max_bytes=services.settings.max_file_size,
             audio_probe=AudioProbe.from_settings(services.settings),
@@ -201,15 +198,12 @@ def _accepted(call: CallRecord, *, replayed: bool) -> JSONResponse:
 @router.get("", response_model=CallList, summary="The caller's calls, newest first")
 def list_calls(
     services: Services,
-    user_reference: UserReference,
+    user: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
     cursor: Annotated[str | None, Query(max_length=200, description="`nextCursor` of the previous page")] = None,
     status: CallStatus | None = None,
 ) -> CallList:
     after = _decode_cursor(cursor) if cursor else None
-    user = services.find_user(user_reference)
-    if user is None:
-        return CallList(items=[], next_cursor=None)
     page = services.queries.list_calls(user.id, limit=limit + 1, status=status, after=after)
     more = len(page) > limit
     page = page[:limit]
@@ -238,12 +232,11 @@ def _decode_cursor(cursor: str) -> ListPosition:
 @router.get("/status", response_model=CallStatusList, summary="Poll the status of many calls")
 def call_statuses(
     services: Services,
-    user_reference: UserReference,
+    user: CurrentUser,
     ids: Annotated[str, Query(max_length=MAX_IDS_PER_REQUEST * 37, description="Comma-separated call ids")],
 ) -> CallStatusList:
     call_ids = _parse_ids(ids)
-    user = services.find_user(user_reference)
-    statuses = services.queries.call_statuses(user.id, call_ids) if user is not None else {}
+    statuses = services.queries.call_statuses(user.id, call_ids)
     return CallStatusList(
         items=[CallStatusItem(call_id=call_id, status=statuses[call_id]) for call_id in call_ids if call_id in statuses]
     )
@@ -260,8 +253,8 @@ def _parse_ids(ids: str) -> list[UUID]:
 
 
 @router.get("/{call_id}", response_model=CallDetail, summary="One call", responses=error_responses(404))
-def get_call(call_id: UUID, services: Services, user_reference: UserReference) -> CallDetail:
-    return CallDetail.of(services.owned_call(user_reference, call_id))
+def get_call(call_id: UUID, services: Services, user: CurrentUser) -> CallDetail:
+    return CallDetail.of(services.owned_call(user, call_id))
 
 
 _ARTIFACT_RESPONSES: dict[int | str, dict[str, object]] = {
@@ -276,8 +269,8 @@ _ARTIFACT_RESPONSES: dict[int | str, dict[str, object]] = {
     responses=_ARTIFACT_RESPONSES,
     summary="The normalized, speaker-attributed transcript of a completed call",
 )
-def get_transcript(call_id: UUID, services: Services, user_reference: UserReference) -> Response:
-    return _completed_artifact(services, user_reference, call_id, ArtifactType.NORMALIZED_TRANSCRIPT_JSON)
+def get_transcript(call_id: UUID, services: Services, user: CurrentUser) -> Response:
+    return _completed_artifact(services, user, call_id, ArtifactType.NORMALIZED_TRANSCRIPT_JSON)
 
 
 @router.get(
@@ -286,14 +279,12 @@ def get_transcript(call_id: UUID, services: Services, user_reference: UserRefere
     responses=_ARTIFACT_RESPONSES,
     summary="The structured analysis of a completed call",
 )
-def get_analysis(call_id: UUID, services: Services, user_reference: UserReference) -> Response:
-    return _completed_artifact(services, user_reference, call_id, ArtifactType.ANALYSIS_JSON)
+def get_analysis(call_id: UUID, services: Services, user: CurrentUser) -> Response:
+    return _completed_artifact(services, user, call_id, ArtifactType.ANALYSIS_JSON)
 
 
-def _completed_artifact(
-    services: ApiServices, user_reference: str, call_id: UUID, artifact_type: ArtifactType
-) -> Response:
-    call = services.owned_call(user_reference, call_id)
+def _completed_artifact(services: ApiServices, user: ApiUser, call_id: UUID, artifact_type: ArtifactType) -> Response:
+    call = services.owned_call(user, call_id)
     if call.status is not CallStatus.COMPLETED:
         raise ApiError(422, CALL_NOT_COMPLETED, f"the call is {call.status.value}, not COMPLETED")
     artifact = services.db.get_artifacts(call.id).get(artifact_type)
@@ -313,8 +304,8 @@ def _completed_artifact(
     summary="Delete a call: its objects first, then the row (cascade)",
     responses=error_responses(404),
 )
-def delete_call(call_id: UUID, services: Services, user_reference: UserReference) -> Response:
-    call = services.owned_call(user_reference, call_id)
+def delete_call(call_id: UUID, services: Services, user: CurrentUser) -> Response:
+    call = services.owned_call(user, call_id)
     if not services.delete_call(call):
         raise ApiError(404, CALL_NOT_FOUND, "no such call")
     return Response(status_code=204)
@@ -331,23 +322,22 @@ def delete_call(call_id: UUID, services: Services, user_reference: UserReference
         }
     },
 )
-async def delete_calls(request: Request, services: Services, user_reference: UserReference) -> BulkDeleteResult:
-    # Read here rather than as a declared body: FastAPI parses declared bodies before the API-key
-    # guard runs, and an unauthenticated caller must learn nothing, not even that its JSON is bad.
+async def delete_calls(request: Request, services: Services, user: CurrentUser) -> BulkDeleteResult:
+    # Read here rather than as a declared body: FastAPI parses declared bodies before the
+    # authentication runs, and an unauthenticated caller must learn nothing, not even that its JSON is bad.
     try:
         body = BulkDeleteRequest.model_validate_json(await request.body())
     except ValidationError as exc:
         raise ApiError(400, VALIDATION_FAILED, f"invalid body ({_problems(exc)})") from None
-    return await run_in_threadpool(_delete_calls, services, user_reference, body)
+    return await run_in_threadpool(_delete_calls, services, user, body)
 
 
-def _delete_calls(services: ApiServices, user_reference: str, body: BulkDeleteRequest) -> BulkDeleteResult:
-    user = services.find_user(user_reference)
-    calls = services.db.get_calls(body.call_ids) if user is not None else {}
+def _delete_calls(services: ApiServices, user: ApiUser, body: BulkDeleteRequest) -> BulkDeleteResult:
+    calls = services.db.get_calls(body.call_ids)
     deleted, missing, failed = 0, 0, []
     for call_id in dict.fromkeys(body.call_ids):
         call = calls.get(call_id)
-        if call is None or user is None or call.user_id != user.id:
+        if call is None or call.user_id != user.id:
             missing += 1
             continue
         try:
@@ -368,8 +358,8 @@ def _delete_calls(services: ApiServices, user_reference: str, body: BulkDeleteRe
     summary="Queue a finished call to run again (needs its TEMP_AUDIO)",
     responses=error_responses(404, 409),
 )
-def reprocess_call(call_id: UUID, services: Services, user_reference: UserReference) -> AcceptedCall:
-    call = services.owned_call(user_reference, call_id)
+def reprocess_call(call_id: UUID, services: Services, user: CurrentUser) -> AcceptedCall:
+    call = services.owned_call(user, call_id)
     if call.status is CallStatus.QUEUED:
         return AcceptedCall(call_id=call.id, status=call.status)
     if call.status in ACTIVE_STATUSES:
@@ -378,7 +368,7 @@ def reprocess_call(call_id: UUID, services: Services, user_reference: UserRefere
     if temp_audio is None or not services.store.exists(temp_audio.storage_key):
         raise ApiError(409, AUDIO_MISSING, "the call's temporary audio is gone; it cannot be processed again")
     if not services.db.transition(call.id, (CallStatus.COMPLETED, CallStatus.FAILED), CallStatus.QUEUED):
-        current = services.owned_call(user_reference, call_id)
+        current = services.owned_call(user, call_id)
         if current.status is not CallStatus.QUEUED:
             raise ApiError(409, CALL_IN_PROGRESS, f"the call is {current.status.value}; wait until it finishes")
     return AcceptedCall(call_id=call.id, status=CallStatus.QUEUED)
