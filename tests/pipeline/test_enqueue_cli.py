@@ -207,3 +207,24 @@ def test_a_recording_cut_short_is_queued_with_its_real_duration(
     assert call.duration_seconds == pytest.approx(1.25)
     temp_audio = db.get_artifacts(call.id)[ArtifactType.TEMP_AUDIO]
     assert (storage_dir / temp_audio.storage_key).read_bytes() == audio
+
+
+def test_audio_that_cannot_be_checked_in_time_is_refused_with_nothing_written(
+    db: CallDatabase,
+    storage_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    hanging_ffmpeg = _write(tmp_path / "ffmpeg", b"#!/bin/sh\nexec sleep 30\n")
+    hanging_ffmpeg.chmod(0o755)
+    monkeypatch.setenv("SCRYON_FFMPEG_PATH", str(hanging_ffmpeg))
+    monkeypatch.setenv("SCRYON_AUDIO_PREPROCESSING_TIMEOUT_SECONDS", "0.3")
+
+    code = main(["enqueue", str(_write(tmp_path / "recording.wav", wav_of(2.0)))])
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "audio could not be checked: ffmpeg did not finish within 0.3 s" in err
+    assert stored_files(storage_dir) == []
+    assert db.query("SELECT count(*) AS n FROM call_records") == [{"n": 0}]
