@@ -15,12 +15,12 @@ How:
    heap of active turns: O((words + turns) log turns)). A word in a gap between turns goes to the nearest
    turn with a confidence that decays with the distance.
 4. Smoothing moves a word away from its max-overlap speaker only when its own evidence is weak, never when
-   it sits well inside its speaker's turn (see ``_smooth``): words a fragment voice took from the middle
-   of another speaker's turn go back to that speaker, and a run of words at the start or end of a
-   punctuated sentence that lies close to the sentence's majority speaker's turn joins that speaker (a
-   diarization boundary a few hundred milliseconds off moves a word or two, not a sentence). Unpunctuated
-   text and run-ons are no evidence of a single speaker, and a run inside a sentence (a backchannel, an
-   interruption) is another voice diarization heard: both keep their word-level attribution.
+   it sits well inside a turn of a voice heard at length (see ``_smooth``): words a fragment voice took
+   from the middle of another speaker's turn go back to that speaker, and a run of words at the start or
+   end of a punctuated sentence that lies close to the sentence's majority speaker's turn joins that
+   speaker (a diarization boundary a few hundred milliseconds off moves a word or two, not a sentence).
+   Unpunctuated text and run-ons are no evidence of a single speaker, and a run inside a sentence (a
+   backchannel, an interruption) is another voice diarization heard: both keep their word-level speaker.
 5. A segment without any word timestamps is attributed as a whole (max overlap of the segment).
 6. Without diarization turns, Lemonfox's own speaker labels are used (per word when present, else per
    segment), with no confidence (``None``): the provider does not say how sure it is.
