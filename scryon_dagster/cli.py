@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument(
         "--local-dev",
         action="store_true",
-        help="allow running without SCRYON_API_KEY (every request let in; never in production)",
+        help="without an identity provider, act for the fixed local-dev user (a developer's machine only)",
     )
     api.set_defaults(handler=cmd_api)
 
