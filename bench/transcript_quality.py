@@ -2,10 +2,10 @@
 
 Ground truth: conversations of known speakers with true word times. From each, the script derives what
 the providers would return — Whisper-like segments that straddle speaker changes, padded segment ends,
-jittered word times, some words without timestamps — and a noisy pyannote diarization (every voice's
-turns with boundaries jittered with a 0.25 s standard deviation, 3 % of turns given to a wrong speaker, a
-third of short turns missed, short spurious "fragment" speakers; exclusive turns derived from them, the
-newest voice winning where two overlap).
+jittered word times, some words without timestamps — and a noisy pyannote diarization: every voice's
+turns with jittered boundaries, some turns given to a random speaker, some short turns missed, short
+spurious "fragment" speakers; exclusive turns derived from them, the newest voice winning where two
+overlap. Two noise levels (``NOISE``): harsh (the first measurements' model) and moderate.
 
 Renderings (each its own calls):
 * punctuated — two speakers, Whisper's punctuation in the text and the words;
@@ -19,9 +19,10 @@ For each it reports the share of words attributed to their true speaker by
 * the segment-level baseline (each segment goes wholly to the speaker overlapping it most),
 * word-level max overlap (each word, with the times ``align`` gives it, to the speaker overlapping it most),
 * ours: ``build_transcript``, the chain the pipeline ships (align + normalize + resolve_speakers),
-and the wall time of ``build_transcript`` on two-hour calls.
+and the wall and CPU time of ``build_transcript`` on two-hour calls.
 
-Run: .venv/bin/python bench/transcript_quality.py [--calls 100] [--seed 7] [--repeats 5]
+Run: .venv/bin/python bench/transcript_quality.py [--calls 100] [--seed 7] [--repeats 5] [--noise harsh]
+     [--only unpunctuated]
 """
 
 from __future__ import annotations
