@@ -45,8 +45,10 @@ MAX_SMOOTHED_SENTENCE_WORDS = 40
 # typical error of a diarization boundary).
 WEAK_OVERLAP_SHARE = 0.6
 NEAR_TURN_SECONDS = 0.5
-# A voice none of whose turns lasts this long is a diarization fragment (over-segmentation).
+# A voice never heard for this long at a stretch (pauses shorter than the second figure included) is a
+# diarization fragment (over-segmentation).
 SUSTAINED_TURN_SECONDS = 2.0
+SUSTAINED_MAX_PAUSE_SECONDS = 0.5
 # Words in a gap between turns: confidence falls linearly to zero at this distance from the nearest turn.
 NEAREST_TURN_HORIZON_SECONDS = 2.0
 # A zero-length word is looked up as this small window around its instant.
@@ -523,7 +525,7 @@ class _TurnIndex:
         self.sustained_speakers = {
             speaker
             for speaker, (starts, ends) in self.spans_by_speaker.items()
-            if any(end - start >= SUSTAINED_TURN_SECONDS for start, end in zip(starts, ends, strict=True))
+            if _longest_stretch(starts, ends) >= SUSTAINED_TURN_SECONDS
         } or set(self.spans_by_speaker)
 
     def distance_to_speaker(self, speaker: str, start: float, end: float) -> float:
@@ -584,6 +586,18 @@ class _TurnIndex:
         gap, _, speaker = min(candidates)
         confidence = 0.5 * max(0.0, 1.0 - gap / NEAREST_TURN_HORIZON_SECONDS)
         return speaker, round(confidence, 3)
+
+
+def _longest_stretch(starts: list[float], ends: list[float]) -> float:
+    """The longest stretch of speech in sorted disjoint spans, pauses under ``SUSTAINED_MAX_PAUSE_SECONDS``
+    included: diarization may chop one voice's speech into short turns."""
+    longest = 0.0
+    stretch_start = starts[0]
+    for position in range(len(starts)):
+        if position and starts[position] - ends[position - 1] >= SUSTAINED_MAX_PAUSE_SECONDS:
+            stretch_start = starts[position]
+        longest = max(longest, ends[position] - stretch_start)
+    return longest
 
 
 def _smooth(draft: _Draft, index: _TurnIndex) -> None:

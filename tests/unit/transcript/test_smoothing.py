@@ -100,3 +100,15 @@ def test_in_a_call_of_short_turns_only_no_voice_is_a_fragment() -> None:
     diarization = Diarization.model_validate({"exclusiveDiarization": turns})
 
     assert speakers_of(text, diarization) == [A] * 5 + [B] * 2 + [A] * 4
+
+
+def test_a_voice_chopped_into_short_turns_is_no_fragment() -> None:
+    # Diarization cut B's speech into turns under 2 s with short pauses between them: B is a real voice.
+    text = "we will send the contract sure thing to you by friday"
+    turns = [
+        {"speaker": s, "start": a, "end": b}
+        for s, a, b in ((A, 0.0, 1.5), (B, 1.5, 2.1), (A, 2.1, 3.3), (A, 5.0, 9.0), (B, 10.0, 11.5), (B, 11.8, 13.0))
+    ]
+    diarization = Diarization.model_validate({"exclusiveDiarization": turns})
+
+    assert speakers_of(text, diarization) == [A] * 5 + [B] * 2 + [A] * 4
