@@ -7,6 +7,7 @@ Everything listens on 127.0.0.1 and is torn down by the context managers, on Ctr
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -19,8 +20,9 @@ import tempfile
 import threading
 import time
 import uuid
+import wave
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -141,18 +143,7 @@ def preprocessing_overrides(enabled: bool) -> dict[str, str]:
 def enqueue_one(system: CallSystem, index: int) -> UUID:
     """Queue call ``index`` as the intake would: the six samples in turn, users in turn."""
     sample = system.samples[index % len(system.samples)]
-    with sample.path.open("rb") as audio:
-        record = enqueue_call(
-            system.db,
-            system.store,
-            audio=audio,
-            filename=sample.path.name,
-            user_reference=f"bench-user-{index % BENCH_USERS}",
-            user_display_name=sample.sample.user_display_name,
-            call=NewCall(title=sample.sample.title, direction=sample.sample.direction),
-            max_bytes=50 * 1024 * 1024,
-        )
-    return record.id
+    return enqueue_audio(system, sample.path.read_bytes(), index, sample.path.name)
 
 
 def enqueue_many(system: CallSystem, count: int) -> list[UUID]:
@@ -296,6 +287,7 @@ _ROLES = (
     ("ffmpeg", "ffmpeg"),
     # the code server starts each run in a spawned multiprocessing child
     ("spawn_main", "run_worker"),
+    ("execute_run", "run_worker"),
     ("resource_tracker", "code_server"),
     ("dagster_webserver", "webserver"),
     ("dagster._daemon", "daemon"),
@@ -561,3 +553,272 @@ def _failure_messages(instance: Any, run_id: str) -> list[str]:
 
 def print_json(result: dict[str, Any]) -> None:
     print(json.dumps(result, indent=2, default=str))
+
+
+# --- additions for the fault matrix (bench/faults.py) ---------------------------------------------
+def distinct_call_audio(sample: SamplePath, extra_milliseconds: int) -> tuple[bytes, float]:
+    """A sample's WAV lengthened by ``extra_milliseconds`` of silence, and its exact duration.
+
+    The simulator recognises a sample within 0.25 s, and counts a transcription under its audio's
+    duration to the millisecond: calls with distinct extras stay the same conversation yet are told
+    apart in its per-subject statistics (the transcription request names no call)."""
+    with wave.open(str(sample.path), "rb") as reader:
+        params = reader.getparams()
+        frames = reader.readframes(params.nframes)
+    padding = bytes(params.sampwidth * params.nchannels * (params.framerate * extra_milliseconds // 1000))
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as writer:
+        writer.setparams(params)
+        writer.writeframes(frames + padding)
+    total_frames = (len(frames) + len(padding)) // (params.sampwidth * params.nchannels)
+    return buffer.getvalue(), total_frames / params.framerate
+
+
+def enqueue_audio(system: CallSystem, audio: bytes, index: int, filename: str = "call.wav") -> UUID:
+    """Queue one recording given as bytes, with the title, direction and user of call ``index``."""
+    sample = system.samples[index % len(system.samples)].sample
+    record = enqueue_call(
+        system.db,
+        system.store,
+        audio=io.BytesIO(audio),
+        filename=filename,
+        user_reference=f"bench-user-{index % BENCH_USERS}",
+        user_display_name=sample.user_display_name,
+        call=NewCall(title=sample.title, direction=sample.direction),
+        max_bytes=50 * 1024 * 1024,
+    )
+    return record.id
+
+
+def postgres_bin_dir() -> Path:
+    """The machine's PostgreSQL binaries (newest major version), else the pgserver wheel's."""
+    installed = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda path: int(path.parent.name))
+    if installed:
+        return installed[-1]
+    import pgserver
+
+    return Path(pgserver.__file__).parent / "pginstall" / "bin"
+
+
+@dataclass
+class ThrowawayPostgres:
+    """A PostgreSQL cluster of our own (own data directory, own loopback port), safe to restart."""
+
+    bin_dir: Path
+    data_dir: Path
+    port: int
+    run_as: list[str]
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def pg_ctl(self, *arguments: str, timeout: float = 120) -> None:
+        subprocess.run(
+            [*self.run_as, str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), *arguments],
+            check=True,
+            capture_output=True,
+            timeout=timeout,
+        )
+
+    def restart(self) -> float:
+        """``pg_ctl restart -m fast``: every connection is cut; returns the seconds it took."""
+        started = time.monotonic()
+        self.pg_ctl("restart", "-m", "fast", "-w", "-l", str(self.data_dir / "server.log"))
+        return time.monotonic() - started
+
+    def postmaster_pid(self) -> int | None:
+        pid_file = self.data_dir / "postmaster.pid"
+        try:
+            return int(pid_file.read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+
+@contextmanager
+def throwaway_postgres(max_connections: int = 400) -> Iterator[ThrowawayPostgres]:
+    """initdb + start a scratch cluster on a free port; stopped and deleted afterwards. PostgreSQL
+    refuses to run as root, so as root it runs as the ``postgres`` system user."""
+    parent = Path(tempfile.mkdtemp(prefix="scryon-bench-pg-"))
+    parent.chmod(0o755)
+    data_dir = parent / "data"
+    run_as: list[str] = []
+    if os.geteuid() == 0:
+        run_as = ["runuser", "-u", "postgres", "--"]
+        data_dir.mkdir()
+        shutil.chown(data_dir, "postgres", "postgres")
+    cluster = ThrowawayPostgres(postgres_bin_dir(), data_dir, free_port(), run_as)
+    subprocess.run(
+        [*run_as, str(cluster.bin_dir / "initdb"), "-D", str(data_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    options = (
+        f"-p {cluster.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={data_dir} "
+        f"-c max_connections={max_connections} -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    )
+    try:
+        cluster.pg_ctl("start", "-w", "-o", options, "-l", str(data_dir / "server.log"))
+        yield cluster
+    finally:
+        try:
+            cluster.pg_ctl("stop", "-m", "immediate", "-w", timeout=60)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+            if (pid := cluster.postmaster_pid()) is not None:
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+@dataclass
+class MotoS3:
+    """moto's S3 server in this process on a fixed loopback port; its objects live in this process,
+    so stopping and starting the server again keeps them (an outage, not data loss)."""
+
+    port: int
+    bucket: str
+    server: Any = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.server.start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+    def environment(self) -> dict[str, str]:
+        return {
+            "OBJECT_STORAGE_PROVIDER": "s3",
+            "OBJECT_STORAGE_BUCKET": self.bucket,
+            "OBJECT_STORAGE_ENDPOINT": self.endpoint,
+            "OBJECT_STORAGE_REGION": "us-east-1",
+            "OBJECT_STORAGE_ACCESS_KEY": "bench-access-key",
+            "OBJECT_STORAGE_SECRET_KEY": "bench-secret-key",
+            "OBJECT_STORAGE_PATH_STYLE_ACCESS": "true",
+        }
+
+
+@contextmanager
+def moto_s3() -> Iterator[MotoS3]:
+    """An S3-compatible server with one empty bucket, stopped afterwards."""
+    import logging
+
+    import boto3
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    s3 = MotoS3(free_port(), f"scryon-bench-{uuid.uuid4().hex[:12]}")
+    s3.start()
+    try:
+        env = s3.environment()
+        boto3.session.Session().client(
+            "s3",
+            endpoint_url=s3.endpoint,
+            region_name=env["OBJECT_STORAGE_REGION"],
+            aws_access_key_id=env["OBJECT_STORAGE_ACCESS_KEY"],
+            aws_secret_access_key=env["OBJECT_STORAGE_SECRET_KEY"],
+        ).create_bucket(Bucket=s3.bucket)
+        yield s3
+    finally:
+        s3.stop()
+
+
+@dataclass
+class DagsterDaemon:
+    """``dagster-daemon run`` for the code location (it starts its own code server, which starts the
+    run workers), killable and restartable. Every process it ever started is in one of its sessions."""
+
+    env: dict[str, str]
+    home: Path
+    process: subprocess.Popen[bytes] | None = None
+    sessions: list[int] = field(default_factory=list)
+    starts: int = 0
+
+    @property
+    def log_path(self) -> Path:
+        return self.home / "dagster-daemon.log"
+
+    def start(self) -> None:
+        self.starts += 1
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-m", "scryon_dagster.definitions"],
+                env=self.env,
+                cwd=REPO_ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.sessions.append(self.process.pid)
+
+    def kill(self) -> None:
+        """SIGKILL the daemon process alone, as a crash would: its code server and runs live on."""
+        if self.process is not None:
+            with suppress(ProcessLookupError):
+                self.process.kill()
+            self.process.wait(timeout=10)
+
+    def processes(self) -> list[psutil.Process]:
+        """Every live process of every session this daemon handle started."""
+        found = []
+        for process in psutil.process_iter():
+            try:
+                if os.getpgid(process.pid) in self.sessions:
+                    found.append(process)
+            except (ProcessLookupError, psutil.NoSuchProcess):
+                continue
+        return found
+
+    def run_worker_pids(self) -> list[int]:
+        pids = []
+        for process in self.processes():
+            with suppress(psutil.NoSuchProcess):
+                if process_role(process) == "run_worker":
+                    pids.append(process.pid)
+        return pids
+
+    def stop(self, grace_seconds: float = 30) -> None:
+        """SIGTERM every session, then SIGKILL whatever is left after ``grace_seconds``."""
+        for session in self.sessions:
+            with suppress(ProcessLookupError):
+                os.killpg(session, signal.SIGTERM)
+        deadline = time.monotonic() + grace_seconds
+        while self.processes() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        for session in self.sessions:
+            with suppress(ProcessLookupError):
+                os.killpg(session, signal.SIGKILL)
+        if self.process is not None:
+            with suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=10)
+
+
+@contextmanager
+def dagster_daemon(env: dict[str, str], home: Path, storage_url: str) -> Iterator[DagsterDaemon]:
+    """The daemon (sensors, run queue, run monitoring) on the production instance config and
+    dagster-postgres storage at ``storage_url``; no webserver."""
+    write_instance_yaml(home)
+    full_env = {
+        **os.environ,
+        **env,
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_POSTGRES_URL": dagster_postgres_url(storage_url),
+    }
+    daemon = DagsterDaemon(full_env, home)
+    daemon.start()
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
+        kept = REPO_ROOT / "var" / "bench" / "dagster-daemon.last.log"
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        with suppress(OSError):
+            shutil.copy(daemon.log_path, kept)
