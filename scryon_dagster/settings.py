@@ -6,12 +6,13 @@ with a message that names the variable.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlparse
 
+from cryptography.hazmat.primitives import serialization
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -32,6 +33,13 @@ class IdentityProvider:
     issuer: str
     audience: str
     jwks_url: str
+
+
+@dataclass(frozen=True)
+class FirebaseServiceAccount:
+    project_id: str
+    client_email: str
+    private_key_pem: str = field(repr=False)
 
 
 class StorageProvider(StrEnum):
@@ -179,6 +187,10 @@ class Settings(BaseSettings):
     """Lets an API-key caller act for the user named in ``X-User-Id`` (a trusted backend only)."""
     firebase_project_id: str | None = None
     """Users are who their Firebase ID token says, verified against Google's published keys."""
+    firebase_client_email: str | None = None
+    firebase_private_key: SecretStr | None = None
+    """With FIREBASE_CLIENT_EMAIL, the project's service account (optional): Firebase is then asked
+    whether a token's user is disabled or their sessions revoked."""
     scryon_oidc_issuer: str | None = None
     """Another OpenID Connect issuer instead of Firebase: the ``iss`` of its ID tokens."""
     scryon_oidc_audience: str | None = None
@@ -219,6 +231,11 @@ class Settings(BaseSettings):
             raise ValueError(f"{missing} must be set as well: SCRYON_OIDC_* go together")
         if self.scryon_oidc_jwks_url and not _is_key_url(self.scryon_oidc_jwks_url):
             raise ValueError("SCRYON_OIDC_JWKS_URL must be an https URL (http only on a loopback host)")
+        if (self.firebase_client_email or self.firebase_private_key) and not self.firebase_service_account:
+            raise ValueError("FIREBASE_CLIENT_EMAIL and FIREBASE_PRIVATE_KEY go together, with FIREBASE_PROJECT_ID")
+        account = self.firebase_service_account
+        if account is not None and not _is_private_key(account.private_key_pem):
+            raise ValueError("FIREBASE_PRIVATE_KEY must be the service account's PEM private key")
 
     @property
     def webhook_secrets(self) -> list[str]:
@@ -242,6 +259,14 @@ class Settings(BaseSettings):
                 issuer=self.scryon_oidc_issuer, audience=self.scryon_oidc_audience, jwks_url=self.scryon_oidc_jwks_url
             )
         return None
+
+    @property
+    def firebase_service_account(self) -> FirebaseServiceAccount | None:
+        if not (self.firebase_project_id and self.firebase_client_email and self.firebase_private_key):
+            return None
+        # A key pasted into one line of an .env file carries its line breaks as backslash-n.
+        pem = self.firebase_private_key.get_secret_value().replace("\\n", "\n")
+        return FirebaseServiceAccount(self.firebase_project_id, self.firebase_client_email, pem)
 
     @property
     def stale_job_timeout_seconds(self) -> float:
@@ -269,6 +294,14 @@ def _is_key_url(url: str) -> bool:
     # Keys fetched over plain http could be swapped in transit; loopback is for tests and sidecars.
     parsed = urlparse(url)
     return parsed.scheme == "https" or (parsed.scheme == "http" and parsed.hostname in LOOPBACK_HOSTS)
+
+
+def _is_private_key(pem: str) -> bool:
+    try:
+        serialization.load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 def _split_secret_list(value: SecretStr | None) -> list[str]:

@@ -2,7 +2,8 @@
 
 A user is who a verified ID token says (``Authorization: Bearer <token>`` from the configured
 identity provider: Firebase, or any OpenID Connect issuer), never what a header claims. The user row
-is found or created from the token's subject, email and name; a disabled user is refused (403).
+is found or created from the token's subject, email and name; a user disabled here (``users.disabled``)
+or, with a Firebase service account, in Firebase is refused (403).
 
 ``SCRYON_API_KEY`` holds keys of service callers (one or more, comma-separated, all accepted, so a
 key rotates without downtime), sent as ``X-API-Key: <key>`` or ``Authorization: Bearer <key>`` and
@@ -28,7 +29,13 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from scryon_dagster.adapters.db.api_queries import ApiQueries, ApiUser
 from scryon_dagster.adapters.db.repository import CallDatabase
-from scryon_dagster.adapters.identity import IdentityProviderUnavailable, IdTokenVerifier, InvalidIdToken
+from scryon_dagster.adapters.identity import (
+    AccountDisabled,
+    FirebaseAccounts,
+    IdentityProviderUnavailable,
+    IdTokenVerifier,
+    InvalidIdToken,
+)
 from scryon_dagster.api.errors import (
     AUTH_DISABLED,
     AUTH_INVALID,
@@ -92,7 +99,8 @@ class Authenticator:
         """The configured authenticator; ApiConfigurationError when no caller could ever name a user."""
         provider = settings.identity_provider
         if verifier is None and provider is not None:
-            verifier = IdTokenVerifier(provider)
+            account = settings.firebase_service_account
+            verifier = IdTokenVerifier(provider, accounts=FirebaseAccounts(account) if account else None)
         keys = settings.api_keys
         if verifier is None and not local_dev:
             if not keys:
@@ -181,8 +189,10 @@ class Authenticator:
         except InvalidIdToken as exc:
             logger.info("ID token refused (%s)", exc.reason)
             raise ApiError(401, AUTH_INVALID, "the ID token is not valid", headers=_CHALLENGE) from None
+        except AccountDisabled:
+            raise ApiError(403, AUTH_DISABLED, "this user is disabled") from None
         except IdentityProviderUnavailable:
-            logger.warning("ID token not checked: the identity provider's keys are unreachable")
+            logger.warning("ID token not checked: the identity provider is unreachable")
             raise ApiError(503, SERVICE_UNAVAILABLE, "the identity provider is unavailable; retry later") from None
         return self._signed_in(identity.subject, email=identity.email, display_name=identity.name)
 

@@ -6,18 +6,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from scryon_dagster.adapters.db.api_queries import ApiQueries
 from scryon_dagster.adapters.db.repository import CallDatabase
-from scryon_dagster.adapters.identity import IdTokenVerifier, InvalidIdToken
+from scryon_dagster.adapters.identity import FirebaseAccounts, IdTokenVerifier, InvalidIdToken
 from scryon_dagster.adapters.object_store import ObjectStore
 from scryon_dagster.api import create_app
 from scryon_dagster.settings import FIREBASE_JWKS_URL, IdentityProvider, SettingsError
 from tests.api.conftest import ALICE, API_KEY, BOB, Api, api_settings, complete_call
-from tests.api.identity_provider import IdentityProviderStub
+from tests.api.identity_provider import FirebaseAccountsStub, IdentityProviderStub
 from tests.api.test_api_keys import CALL, PROTECTED
 
 MALLORY = "user-mallory"
@@ -34,19 +36,15 @@ def issuer() -> Iterator[IdentityProviderStub]:
 
 @pytest.fixture
 def api_for(pipeline_env: dict[str, str], db: CallDatabase, store: ObjectStore) -> Iterator[Callable[..., Api]]:
-    """Clients of apps trusting an issuer, with its key-set cache and refetch cool-down as given."""
-    clients: list[TestClient] = []
+    """Clients of apps trusting an issuer, with the verifier's options (caching, Firebase accounts) as given."""
+    with ExitStack() as clients:
 
-    def build(issuer: IdentityProviderStub, **verifier_options: float) -> Api:
-        verifier = IdTokenVerifier(issuer.provider, **verifier_options)
-        app = create_app(api_settings(**issuer.settings()), db=db, store=store, token_verifier=verifier)
-        client = TestClient(app)
-        clients.append(client.__enter__())
-        return Api(client, issuer)
+        def build(issuer: IdentityProviderStub, **verifier_options: Any) -> Api:
+            verifier = IdTokenVerifier(issuer.provider, **verifier_options)
+            app = create_app(api_settings(**issuer.settings()), db=db, store=store, token_verifier=verifier)
+            return Api(clients.enter_context(TestClient(app)), issuer)
 
-    yield build
-    for client in clients:
-        client.__exit__(None, None, None)
+        yield build
 
 
 @pytest.fixture
@@ -220,12 +218,81 @@ def test_firebase_tokens_are_checked_against_the_projects_issuer_and_audience(is
         verifier.verify(other_project)
 
 
+@pytest.fixture
+def firebase() -> Iterator[FirebaseAccountsStub]:
+    stub = FirebaseAccountsStub()
+    yield stub
+    stub.close()
+
+
+def test_with_a_service_account_firebase_says_who_is_disabled_or_revoked(
+    issuer: IdentityProviderStub, firebase: FirebaseAccountsStub, api_for: Callable[..., Api]
+) -> None:
+    accounts = FirebaseAccounts(
+        firebase.service_account, oauth_url=firebase.oauth_url, api_url=firebase.api_url, cache_seconds=0
+    )
+    tokens = api_for(issuer, accounts=accounts)
+    now = time.time()
+    firebase.records[ALICE] = {"disabled": False, "validSince": str(int(now) - 3600)}
+    firebase.records[BOB] = {"disabled": True, "validSince": "0"}
+    firebase.records[MALLORY] = {"disabled": False, "validSince": str(int(now))}  # sessions revoked just now
+    revoked = issuer.token(MALLORY, issued_at=now - 60)
+    signed_in_again = issuer.token(MALLORY, issued_at=now + 1)
+
+    assert tokens.request("GET", "/api/calls", user=ALICE).status_code == 200
+    assert error(tokens.request("GET", "/api/calls", user=BOB)) == (403, "auth_disabled")
+    as_revoked = tokens.request("GET", "/api/calls", user=None, headers={"Authorization": f"Bearer {revoked}"})
+    assert error(as_revoked) == (401, "auth_invalid")
+    fresh = tokens.request("GET", "/api/calls", user=None, headers={"Authorization": f"Bearer {signed_in_again}"})
+    assert fresh.status_code == 200
+    assert error(tokens.request("GET", "/api/calls", user="deleted-in-firebase")) == (401, "auth_invalid")
+    # one OAuth grant serves every lookup until it nears expiry
+    assert (firebase.access_tokens_granted, firebase.lookups) == (1, 5)
+
+
+def test_firebase_answers_are_cached_and_an_unreachable_firebase_is_503(
+    issuer: IdentityProviderStub, firebase: FirebaseAccountsStub, api_for: Callable[..., Api]
+) -> None:
+    accounts = FirebaseAccounts(firebase.service_account, oauth_url=firebase.oauth_url, api_url=firebase.api_url)
+    tokens = api_for(issuer, accounts=accounts)
+    firebase.records[ALICE] = {"disabled": False, "validSince": "0"}
+
+    for _ in range(3):
+        assert tokens.request("GET", "/api/calls", user=ALICE).status_code == 200
+    assert firebase.lookups == 1
+    firebase.close()
+    assert error(tokens.request("GET", "/api/calls", user=BOB)) == (503, "service_unavailable")
+
+
+def test_a_service_account_is_read_from_the_references_variables(
+    firebase: FirebaseAccountsStub, db: CallDatabase, store: ObjectStore
+) -> None:
+    account = firebase.service_account
+    firebase_only = {"scryon_oidc_issuer": None, "scryon_oidc_audience": None, "scryon_oidc_jwks_url": None}
+    one_line_key = account.private_key_pem.replace("\n", "\\n")  # as pasted into an .env file
+    settings = api_settings(
+        firebase_project_id=account.project_id,
+        firebase_client_email=account.client_email,
+        firebase_private_key=one_line_key,
+        **firebase_only,
+    )
+
+    assert settings.firebase_service_account == account
+    assert "PRIVATE KEY" not in repr(settings.firebase_service_account)
+    assert create_app(settings, db=db, store=store).openapi()["paths"]  # starts without calling Google
+    with pytest.raises(SettingsError, match="FIREBASE_PRIVATE_KEY"):
+        api_settings(
+            firebase_project_id="p", firebase_client_email="a@example.test", firebase_private_key="no", **firebase_only
+        )
+
+
 @pytest.mark.parametrize(
     ("overrides", "named"),
     [
         ({"scryon_oidc_audience": None}, "SCRYON_OIDC_AUDIENCE"),
         ({"firebase_project_id": "scryon-test"}, "FIREBASE_PROJECT_ID"),
         ({"scryon_oidc_jwks_url": "http://keys.example/jwks.json"}, "SCRYON_OIDC_JWKS_URL"),
+        ({"firebase_client_email": "scryon-api@example.test"}, "FIREBASE_PRIVATE_KEY"),
     ],
 )
 def test_a_bad_identity_provider_configuration_stops_start_up_naming_the_variable(
