@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 PROVIDER = "pyannote"
 SUCCEEDED = "succeeded"
 FAILED_STATUSES = frozenset({"failed", "canceled"})
+UNREADABLE_POLLS_TOLERATED = 2
+"""Job documents in a row that may arrive unreadable (cut in transit) before the job counts as invalid
+output: reading a paid-for job again is free, while failing makes the caller pay for a new job."""
 MEDIA_SCHEME = "media://"
 _MEDIA_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/\-]{0,254}$")
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
@@ -291,13 +294,7 @@ class PyannoteClient:
     def get_job(
         self, job_id: str, *, codes: StageErrorCodes = DIARIZATION_CODES, deadline: Deadline | None = None
     ) -> JobSnapshot:
-        sent = self._http.send(
-            "GET",
-            f"{self._base_url}/v1/jobs/{job_id}",
-            codes=codes,
-            deadline=deadline or self._new_deadline(),
-        )
-        return parse_job(sent.response.content, codes=codes)
+        return parse_job(self._read_job(job_id, codes, deadline or self._new_deadline()), codes=codes)
 
     def close(self) -> None:
         self._http.close()
@@ -312,6 +309,10 @@ class PyannoteClient:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+    def _read_job(self, job_id: str, codes: StageErrorCodes, deadline: Deadline) -> bytes:
+        sent = self._http.send("GET", f"{self._base_url}/v1/jobs/{job_id}", codes=codes, deadline=deadline)
+        return sent.response.content
 
     def _new_deadline(self) -> Deadline:
         return Deadline.after(self._timeout_seconds)
@@ -336,9 +337,18 @@ class PyannoteClient:
         No request slot is held while sleeping between polls.
         """
         polls = 0
+        unreadable_in_a_row = 0
         while True:
-            snapshot = self.get_job(job_id, codes=codes, deadline=deadline)
+            raw = self._read_job(job_id, codes, deadline)
             polls += 1
+            try:
+                snapshot = parse_job(raw, codes=codes)
+            except PermanentProviderError:
+                if unreadable_in_a_row >= UNREADABLE_POLLS_TOLERATED:
+                    raise
+                unreadable_in_a_row += 1
+                continue
+            unreadable_in_a_row = 0
             if snapshot.status == SUCCEEDED:
                 if snapshot.output_bytes is None:
                     raise PermanentProviderError(

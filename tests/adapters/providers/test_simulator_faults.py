@@ -204,18 +204,44 @@ def test_503_is_retried_then_unavailable(
 
 
 @pytest.mark.parametrize("provider", sorted(STAGE_CODES))
-def test_truncated_body_is_invalid_output(
+def test_truncated_body_throughout_is_invalid_output(
     simulator: SimulatorServer, fast_clients: dict[str, Any], provider: str
 ) -> None:
     operation = provider_call(provider, fast_clients)
-    simulator.admin.set_fault(provider, "truncated_body")
+    simulator.admin.set_fault(provider, "truncated_body", times=-1)
 
     with pytest.raises(ProviderError) as caught:
         operation()
 
     assert isinstance(caught.value, PermanentProviderError)
     assert caught.value.code is STAGE_CODES[provider][1]
+
+
+@pytest.mark.parametrize("provider", ["lemonfox", "llm"])
+def test_one_truncated_answer_is_invalid_output(
+    simulator: SimulatorServer, fast_clients: dict[str, Any], provider: str
+) -> None:
+    simulator.admin.set_fault(provider, "truncated_body")
+
+    with pytest.raises(PermanentProviderError) as caught:
+        provider_call(provider, fast_clients)()
+
+    assert caught.value.code is STAGE_CODES[provider][1]
     assert simulator.admin.stats()["faults_served"][provider] == {"truncated_body": 1}
+
+
+def test_a_truncated_job_result_is_read_again_not_paid_again(
+    simulator: SimulatorServer, fast_clients: dict[str, Any]
+) -> None:
+    pyannote = fast_clients["pyannote"]
+    media_url = pyannote.upload_media(silent_wav(9.0), f"scryon-{CALL_ID}-1")
+    simulator.admin.set_fault("pyannote", "truncated_body", times=2)
+
+    result = pyannote.diarize(media_url)
+
+    assert result.diarization.diarization
+    assert simulator.admin.stats()["requests"]["pyannote"]["POST /v1/diarize"] == 1
+    assert simulator.admin.subject_stats()[CALL_ID]["pyannote"]["answers"] == 1
 
 
 @pytest.mark.parametrize("provider", sorted(STAGE_CODES))
