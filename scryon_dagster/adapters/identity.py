@@ -28,7 +28,7 @@ REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
 CLOCK_SKEW_SECONDS = 10
 KEY_SET_CACHE_SECONDS = 300.0
 UNKNOWN_KEY_REFETCH_COOLDOWN_SECONDS = 30.0
-KEY_SET_TIMEOUT_SECONDS = 5.0
+IDENTITY_PROVIDER_TIMEOUT_SECONDS = 5.0
 SUBJECT_PATTERN = re.compile(r"[\x21-\x7e]{1,128}")
 """Printable ASCII without spaces, as Firebase uids and OIDC subjects are; the users row is keyed by it."""
 GOOGLE_OAUTH_URL = "https://oauth2.googleapis.com/token"
@@ -76,7 +76,7 @@ class IdTokenVerifier:
         accounts: FirebaseAccounts | None = None,
         cache_seconds: float = KEY_SET_CACHE_SECONDS,
         refetch_cooldown_seconds: float = UNKNOWN_KEY_REFETCH_COOLDOWN_SECONDS,
-        timeout_seconds: float = KEY_SET_TIMEOUT_SECONDS,
+        timeout_seconds: float = IDENTITY_PROVIDER_TIMEOUT_SECONDS,
     ) -> None:
         self.provider = provider
         self._accounts = accounts
@@ -162,7 +162,7 @@ class FirebaseAccounts:
         oauth_url: str = GOOGLE_OAUTH_URL,
         api_url: str = IDENTITY_TOOLKIT_URL,
         cache_seconds: float = ACCOUNT_CACHE_SECONDS,
-        timeout_seconds: float = KEY_SET_TIMEOUT_SECONDS,
+        timeout_seconds: float = IDENTITY_PROVIDER_TIMEOUT_SECONDS,
     ) -> None:
         self._account = account
         self._oauth_url = oauth_url
@@ -176,7 +176,7 @@ class FirebaseAccounts:
     def check(self, uid: str, *, issued_at: int) -> None:
         state = self._state(uid)
         if state.disabled:
-            raise AccountDisabled(uid)
+            raise AccountDisabled
         if issued_at < state.valid_since:
             raise InvalidIdToken("revoked")
 
