@@ -245,6 +245,24 @@ def test_transcript_and_analysis_are_served_once_completed(api: Api, db: CallDat
         assert error(api.request("GET", f"/api/calls/{call_id}/{document}", user=BOB)) == (404, "call_not_found")
 
 
+def test_a_call_being_reprocessed_or_failed_again_still_serves_its_stored_documents(
+    api: Api, db: CallDatabase, store: ObjectStore
+) -> None:
+    call_id = api.queue_call()
+    stored = complete_call(db, store, call_id)
+    assert db.transition(call_id, CallStatus.COMPLETED, CallStatus.QUEUED)  # the runbook's re-queue
+
+    for status in (CallStatus.QUEUED, CallStatus.TRANSCRIBING, CallStatus.FAILED):
+        if status is CallStatus.TRANSCRIBING:
+            db.begin_processing([call_id], batch_id=uuid4())
+        if status is CallStatus.FAILED:
+            db.transition(call_id, CallStatus.TRANSCRIBING, CallStatus.FAILED, error_reason="analysis_unavailable")
+        transcript = api.request("GET", f"/api/calls/{call_id}/transcript")
+        assert transcript.status_code == 200, status
+        assert transcript.content == stored["NORMALIZED_TRANSCRIPT_JSON"]
+        assert api.request("GET", f"/api/calls/{call_id}/analysis").content == stored["ANALYSIS_JSON"]
+
+
 def test_a_completed_call_without_analysis_has_no_analysis_document(
     api: Api, db: CallDatabase, store: ObjectStore
 ) -> None:

@@ -267,27 +267,29 @@ _ARTIFACT_RESPONSES: dict[int | str, dict[str, object]] = {
     "/{call_id}/transcript",
     response_class=Response,
     responses=_ARTIFACT_RESPONSES,
-    summary="The normalized, speaker-attributed transcript of a completed call",
+    summary="The normalized, speaker-attributed transcript of a call (the latest stored)",
 )
 def get_transcript(call_id: UUID, services: Services, user: CurrentUser) -> Response:
-    return _completed_artifact(services, user, call_id, ArtifactType.NORMALIZED_TRANSCRIPT_JSON)
+    return _stored_artifact(services, user, call_id, ArtifactType.NORMALIZED_TRANSCRIPT_JSON)
 
 
 @router.get(
     "/{call_id}/analysis",
     response_class=Response,
     responses=_ARTIFACT_RESPONSES,
-    summary="The structured analysis of a completed call",
+    summary="The structured analysis of a call (the latest stored)",
 )
 def get_analysis(call_id: UUID, services: Services, user: CurrentUser) -> Response:
-    return _completed_artifact(services, user, call_id, ArtifactType.ANALYSIS_JSON)
+    return _stored_artifact(services, user, call_id, ArtifactType.ANALYSIS_JSON)
 
 
-def _completed_artifact(services: ApiServices, user: ApiUser, call_id: UUID, artifact_type: ArtifactType) -> Response:
+def _stored_artifact(services: ApiServices, user: ApiUser, call_id: UUID, artifact_type: ArtifactType) -> Response:
+    """The call's stored document. A reprocess or a retry leaves the previous one readable until it is
+    replaced, and a failed one keeps it; a call without one yet answers 422 until it completes."""
     call = services.owned_call(user, call_id)
-    if call.status is not CallStatus.COMPLETED:
-        raise ApiError(422, CALL_NOT_COMPLETED, f"the call is {call.status.value}, not COMPLETED")
     artifact = services.db.get_artifacts(call.id).get(artifact_type)
+    if artifact is None and call.status is not CallStatus.COMPLETED:
+        raise ApiError(422, CALL_NOT_COMPLETED, f"the call is {call.status.value}, not COMPLETED")
     if artifact is None:
         raise ApiError(404, ARTIFACT_NOT_FOUND, f"the call has no {artifact_type.value}")
     try:
