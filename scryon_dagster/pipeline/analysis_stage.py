@@ -8,6 +8,7 @@ from scryon_dagster.adapters.db.records import LlmUsage
 from scryon_dagster.adapters.errors import ProviderError
 from scryon_dagster.adapters.llm import ChatCompletionResult, LlmClient
 from scryon_dagster.domain.analysis import (
+    Analysis,
     AnalysisInvalidOutput,
     analysis_response_format,
     apply_speaker_naming,
@@ -81,7 +82,45 @@ def run_analysis(
             result.content.encode(),
             schema_version=ANALYSIS_SCHEMA_VERSION,
         )
-    action_items = -1
+    return {
+        "provider": "llm",
+        "model": result.model or pipeline.settings.llm_model,
+        "schema_version": ANALYSIS_SCHEMA_VERSION,
+        "prompt_tokens": result.prompt_tokens,
+        "completion_tokens": result.completion_tokens,
+        "estimated_cost_usd": round(usage.estimated_cost_usd, 6),
+        "action_items": _save_action_items(pipeline, work, analysis, transcript),
+        "size_bytes": size,
+        "duration_ms": stage.elapsed_ms,
+    }
+
+
+def reuse_stored_analysis(pipeline: CallPipeline, work: CallWork) -> dict[str, MetadataValue] | None:
+    """A retried call whose analysis this cycle stored already: no LLM request; its action items and
+    sentiment are written again from the stored analysis (the earlier try may have died before them).
+    None when the stored analysis cannot be read (the stage then runs again)."""
+    stored = pipeline.read_artifact(work, ArtifactType.ANALYSIS_JSON)
+    if stored is None:
+        return None
+    transcript = _stored_transcript(pipeline, work)
+    if not pipeline.move(work, CallStatus.TRANSCRIBING, CallStatus.ANALYZING):
+        raise StageFailure("superseded")
+    try:
+        analysis = validate_analysis_output(
+            content=stored.decode(), refusal=None, finish_reason="stop", transcript=transcript
+        )
+    except (AnalysisInvalidOutput, UnicodeDecodeError):
+        return None
+    work.log.skipped(Stage.ANALYZED, provider="llm", reason="stored_output_reused")
+    return {"reused": True, "action_items": _save_action_items(pipeline, work, analysis, transcript)}
+
+
+def _save_action_items(
+    pipeline: CallPipeline, work: CallWork, analysis: Analysis, transcript: NormalizedTranscript
+) -> int | None:
+    """ACTION_ITEMS_EXTRACTED (soft): the call's AI action items and sentiment replaced; how many items,
+    or None when that failed (the transcript and the analysis still ship)."""
+    call = work.call
     with work.log.stage(Stage.ACTION_ITEMS_EXTRACTED) as items_stage:
         try:
             drafts = build_action_item_drafts(analysis, transcript, recorded_at=call.recorded_at)
@@ -92,20 +131,10 @@ def run_analysis(
                 action_items=drafts,
                 sentiment=build_sentiment_summary(analysis),
             )
-            action_items = len(drafts)
-        except Exception:  # soft: the transcript and the analysis still ship
+        except Exception:
             items_stage.soft_failure("action_items_failed")
-    return {
-        "provider": "llm",
-        "model": result.model or pipeline.settings.llm_model,
-        "schema_version": ANALYSIS_SCHEMA_VERSION,
-        "prompt_tokens": result.prompt_tokens,
-        "completion_tokens": result.completion_tokens,
-        "estimated_cost_usd": round(usage.estimated_cost_usd, 6),
-        "action_items": action_items if action_items >= 0 else None,
-        "size_bytes": size,
-        "duration_ms": stage.elapsed_ms,
-    }
+            return None
+    return len(drafts)
 
 
 def name_speakers_with_llm(

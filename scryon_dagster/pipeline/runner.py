@@ -29,7 +29,7 @@ from scryon_dagster.domain.calls import TERMINAL_STATUSES, ArtifactType, CallSta
 from scryon_dagster.domain.flags import EffectiveFlags
 from scryon_dagster.domain.provider_outputs import Diarization, Identification, ProviderOutputError, RawTranscript
 from scryon_dagster.domain.storage_keys import artifact_key
-from scryon_dagster.pipeline.analysis_stage import run_analysis
+from scryon_dagster.pipeline.analysis_stage import reuse_stored_analysis, run_analysis
 from scryon_dagster.pipeline.callbacks import RESUME_SELECTION, CallbackSigner
 from scryon_dagster.pipeline.outcomes import CallOutcome, MetadataValue, PipelineAsset, StageSelection
 from scryon_dagster.pipeline.settle import Settlement, settle_failure
@@ -266,8 +266,10 @@ class CallPipeline:
                 materialized[PipelineAsset.RAW_TRANSCRIPT] = self._delivered_transcript_metadata(work)
             normalized, metadata = build_normalized_transcript(self, work)
             materialized[PipelineAsset.NORMALIZED_TRANSCRIPT] = metadata
-        if PipelineAsset.ANALYSIS in selection and PipelineAsset.ANALYSIS not in materialized:
-            analysis_metadata = run_analysis(self, work, normalized)
+        if PipelineAsset.ANALYSIS in selection:
+            analysis_metadata = (
+                reuse_stored_analysis(self, work) if PipelineAsset.ANALYSIS in materialized else None
+            ) or run_analysis(self, work, normalized)
             if analysis_metadata is not None:
                 materialized[PipelineAsset.ANALYSIS] = analysis_metadata
         return materialized

@@ -174,3 +174,33 @@ def test_a_run_holds_the_calls_it_takes(pipeline: CallPipeline, db: CallDatabase
 
     assert outcome.succeeded
     assert _call_ids_held_by(db, run_id) == {call_id}
+
+
+def test_a_retry_after_the_analysis_was_stored_pays_no_llm_and_writes_the_action_items_again(
+    retrying_pipeline: CallPipeline,
+    db: CallDatabase,
+    simulator: SimulatorServer,
+    enqueue_sample: Enqueue,
+    database_url: str,
+) -> None:
+    call_id = enqueue_sample("greeting_by_name")
+    assert run(retrying_pipeline, [call_id])[call_id].succeeded
+    items = db.list_action_items(call_id)
+    assert items
+    # as if the run died after storing the analysis, before the action items and COMPLETED
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE call_records SET status = 'ANALYZING' WHERE id = %s", (call_id,))
+        conn.execute("UPDATE call_records SET cycle_started_at = created_at WHERE id = %s", (call_id,))
+        conn.execute("DELETE FROM action_items WHERE call_record_id = %s", (call_id,))
+    call = db.get_call(call_id)
+    assert call is not None
+    assert db.retry_later(call_id, attempt=call.attempt, error_reason="run_crashed", retry_count=0, delay_seconds=0)
+    spent = provider_requests(simulator)
+
+    outcome = run(retrying_pipeline, [call_id])[call_id]
+
+    assert outcome.succeeded, outcome
+    assert outcome.materialized[PipelineAsset.ANALYSIS]["reused"] is True
+    assert provider_requests(simulator) == spent  # no transcription, diarization or LLM request
+    assert status(db, call_id) == (CallStatus.COMPLETED, None)
+    assert sorted(db.list_action_items(call_id), key=str) == sorted(items, key=str)
