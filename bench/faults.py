@@ -79,6 +79,8 @@ TERMINAL = ("COMPLETED", "FAILED")
 UNFINISHED_RUN_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
 # What one fault-free call costs: one transcription, one diarization job, one analysis completion.
 USABLE_ANSWERS_PER_CALL = {"lemonfox": 1, "pyannote": 1, "llm": 1}
+# The stage whose COMPLETED events show whether a provider's first answer was stored before the second.
+PROVIDER_STAGE = {"lemonfox": "TRANSCRIBED", "pyannote": "DIARIZED", "llm": "ANALYZED"}
 # Route counters of the simulator that make the "requests per call" columns.
 REQUEST_ROUTES = {
     "lemonfox": "POST /v1/audio/transcriptions",
@@ -370,7 +372,8 @@ def run_row(matrix: Matrix, row: Row, args: argparse.Namespace) -> dict[str, Any
     if calls.ids:
         claimed = wait_for(lambda: status_count(matrix, calls.ids, ("QUEUED",)) < len(calls.ids), 240)
         if not claimed:
-            raise RuntimeError(f"nothing was picked up within 240 s; see {matrix.daemon.log_path}")
+            log_tail = matrix.daemon.log_path.read_text(errors="replace").splitlines()[-15:]
+            raise RuntimeError("nothing was picked up within 240 s; the daemon log ends:\n" + "\n".join(log_tail))
         if row.disruption:
             result["disruption"] = disrupt(matrix, row, calls, args.outage_seconds)
         remaining = args.row_timeout - (time.monotonic() - started)
@@ -420,6 +423,7 @@ def measure(
             lost.append(str(record["id"]))
     paid_twice = paid_twice_by_provider(calls, subjects)
     return {
+        "paid_twice_stage_completions": stage_completions(matrix, paid_twice),
         "calls": len(calls.ids) + sum(calls.refused.values()),
         "refused": dict(calls.refused),
         "completed": sum(1 for record in records if record["status"] == "COMPLETED"),
@@ -445,6 +449,23 @@ def paid_twice_by_provider(calls: RowCalls, subjects: dict[str, dict[str, dict[s
             if answers > USABLE_ANSWERS_PER_CALL[provider]:
                 over[provider].append(str(call_id))
     return over
+
+
+def stage_completions(matrix: Matrix, paid_twice: dict[str, list[str]]) -> dict[str, dict[str, int]]:
+    """For the calls paid twice: how many had the stage COMPLETED once (the first answer was lost
+    before it was stored, e.g. with a killed worker) or more often (a stored output was not reused)."""
+    spread: dict[str, dict[str, int]] = {}
+    for provider, call_ids in paid_twice.items():
+        if not call_ids:
+            continue
+        rows = query(
+            matrix.system.database_url,
+            "SELECT c.id, count(e.id) AS n FROM call_records c LEFT JOIN call_processing_events e "
+            "ON e.call_id = c.id AND e.stage = %s AND e.status = 'COMPLETED' WHERE c.id = ANY(%s) GROUP BY c.id",
+            (PROVIDER_STAGE[provider], [UUID(call_id) for call_id in call_ids]),
+        )
+        spread[provider] = {f"completed {n}x": count for n, count in Counter(int(row["n"]) for row in rows).items()}
+    return spread
 
 
 def requests_per_call(before: dict[str, Any], after: dict[str, Any], calls: int) -> dict[str, float]:
@@ -513,7 +534,8 @@ TABLE_HEADER = (
 
 def table_row(result: dict[str, Any]) -> str:
     if "skipped" in result:
-        return f"| {result['row']} | {result['fault']} | skipped: {result['skipped']} |" + " |" * 10
+        reason = result["skipped"].splitlines()[0]  # the JSON keeps the whole message
+        return f"| {result['row']} | {result['fault']} | skipped: {reason} |" + " |" * 10
     failed = ", ".join(f"{code} {count}" for code, count in result["failed"].items()) or "0"
     refused = ", ".join(f"{code} {count}" for code, count in result["refused"].items()) or "0"
     paid_text = str(len(result["paid_twice_calls"]))
@@ -571,7 +593,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     if elapsed_minutes > args.max_minutes:
                         results.append({"row": row.name, "fault": row.what, "skipped": "--max-minutes reached"})
                         continue
-                    result = run_row(matrix, row, args)
+                    try:
+                        result = run_row(matrix, row, args)
+                    except Exception as exc:  # one broken row must not cost the others their figures
+                        result = {"row": row.name, "fault": row.what, "skipped": f"error: {exc}"}
                     results.append(result)
                     print(table_row(result), flush=True)
     header["results"] = results
