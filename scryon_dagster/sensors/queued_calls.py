@@ -29,7 +29,7 @@ from scryon_dagster.jobs.calls import (
     process_calls_job,
     process_listed_calls_job,
 )
-from scryon_dagster.partitions import BATCH_TAG, CALLS_PARTITIONS, RUN_KIND_TAG
+from scryon_dagster.partitions import BATCH_TAG, CALLS_PARTITIONS, RETRIES_TAG, RUN_KIND_TAG
 from scryon_dagster.pipeline.callbacks import RESUME_SELECTION
 from scryon_dagster.pipeline.outcomes import PipelineAsset, StageSelection
 from scryon_dagster.pipeline.settle import IN_FLIGHT, Settlement, settle_failure
@@ -113,7 +113,11 @@ def plan_batch_runs(
                 run_config={
                     "ops": {"process_listed_calls_op": {"config": {"call_ids": again, "assets": selection.names}}}
                 },
-                tags={**tags, RUN_KIND_TAG: "requeued"},
+                tags={
+                    **tags,
+                    RUN_KIND_TAG: "requeued",
+                    RETRIES_TAG: str(sum(call.retry_count > 0 for call in claimed)),
+                },
             )
         )
     if resuming:

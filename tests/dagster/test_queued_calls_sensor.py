@@ -15,7 +15,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from scryon_dagster.adapters.db.records import ClaimRelease, NewCall
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.domain.calls import CallStatus
-from scryon_dagster.partitions import BATCH_TAG, calls_partitions
+from scryon_dagster.partitions import BATCH_TAG, RETRIES_TAG, RUN_KIND_TAG, calls_partitions
 from scryon_dagster.resources import CallDatabaseResource, SettingsResource
 from scryon_dagster.sensors.queued_calls import queued_calls_sensor, recover_crashed_run
 from scryon_dagster.settings import load_settings
@@ -310,3 +310,29 @@ def test_a_crashed_run_fails_a_call_that_has_used_its_retries(
     call = db.get_call(call_id)
     assert call is not None
     assert (call.status, call.error_reason) == (CallStatus.FAILED, "run_crashed")
+
+
+def test_a_call_waiting_for_its_retry_is_picked_up_only_when_due_and_its_run_counts_it(
+    db: CallDatabase, instance: dg.DagsterInstance, resources: dict[str, dg.ConfigurableResource]
+) -> None:
+    due, waiting = _queue(db, 2)
+    (request,) = _tick(instance, resources)
+    batch = UUID(request.tags[BATCH_TAG])
+    claims = {claim.call_id: claim for claim in db.begin_processing([due, waiting], batch_id=batch)}
+    for call_id, delay in ((due, 0.0), (waiting, 3600.0)):
+        assert db.retry_later(
+            call_id,
+            attempt=claims[call_id].attempt,
+            error_reason="analysis_rate_limited",
+            retry_count=0,
+            delay_seconds=delay,
+        )
+
+    (retry_run,) = _tick(instance, resources)
+
+    assert retry_run.tags[RUN_KIND_TAG] == "requeued"
+    assert retry_run.tags[RETRIES_TAG] == "1"
+    assert retry_run.run_config["ops"]["process_listed_calls_op"]["config"]["call_ids"] == [str(due)]
+    waiting_call = db.get_call(waiting)
+    assert waiting_call is not None
+    assert (waiting_call.status, waiting_call.claim_id, waiting_call.retry_count) == (CallStatus.QUEUED, None, 1)

@@ -404,7 +404,7 @@ class CallDatabase:
                 LIMIT %(limit)s
                 FOR UPDATE SKIP LOCKED
             )
-            RETURNING id, user_id, attempt, created_at
+            RETURNING id, user_id, attempt, retry_count, created_at
             """,
             {"batch": batch_id, "limit": limit},
         )
