@@ -12,13 +12,14 @@ import psycopg
 import pytest
 
 from scryon_dagster.adapters.db.repository import CallDatabase
-from scryon_dagster.adapters.object_store import ObjectStore
+from scryon_dagster.adapters.object_store import ObjectStore, build_object_store
 from scryon_dagster.domain.calls import ArtifactType, CallStatus, ErrorCode
 from scryon_dagster.pipeline.outcomes import PipelineAsset
 from scryon_dagster.pipeline.runner import CallPipeline, build_call_pipeline
 from scryon_dagster.settings import load_settings
 from scryon_dagster.simulator import SimulatorServer
 from tests.fixtures.pipeline import Enqueue
+from tests.fixtures.s3 import RestartableS3Server
 from tests.pipeline.test_call_pipeline import EVERYTHING, provider_requests, run, status
 
 
@@ -204,3 +205,32 @@ def test_a_retry_after_the_analysis_was_stored_pays_no_llm_and_writes_the_action
     assert provider_requests(simulator) == spent  # no transcription, diarization or LLM request
     assert status(db, call_id) == (CallStatus.COMPLETED, None)
     assert sorted(db.list_action_items(call_id), key=str) == sorted(items, key=str)
+
+
+def test_an_object_storage_outage_fails_no_call(
+    monkeypatch: pytest.MonkeyPatch,
+    pipeline_env: dict[str, str],
+    db: CallDatabase,
+    simulator: SimulatorServer,
+    enqueue_sample: Enqueue,
+    outage_server: RestartableS3Server,
+) -> None:
+    """The S3 server goes away for 4 s while a batch reads recordings and stores outputs."""
+    call_ids = [enqueue_sample(slug) for slug in ("no_names", "greeting_by_name", "self_introduction", "voicemail")]
+    monkeypatch.setenv("OBJECT_STORAGE_ENDPOINT", outage_server.url)  # same buckets, a server that can stop
+    settings = load_settings()
+    outage_pipeline = build_call_pipeline(settings, db, build_object_store(settings))
+    simulator.admin.set_latency("lemonfox", 1.0)
+    outage = threading.Timer(0.5, outage_server.stop)
+    outage.start()
+    restart = threading.Timer(4.5, outage_server.start)
+    restart.start()
+    try:
+        outcomes = run(outage_pipeline, call_ids)
+    finally:
+        outage.join()
+        restart.join()
+        outage_pipeline.close()
+
+    assert [o for o in outcomes.values() if not o.succeeded] == []
+    assert {status(db, call_id) for call_id in call_ids} == {(CallStatus.COMPLETED, None)}

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import io
-import logging
-import socket
-import threading
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from botocore.stub import Stubber
-from moto.server import ThreadedMotoServer
 from pydantic import SecretStr
 
 from scryon_dagster.adapters.object_store import (
@@ -25,7 +20,13 @@ from scryon_dagster.adapters.object_store import (
     build_object_store,
 )
 from scryon_dagster.settings import StorageProvider, load_settings
-from tests.fixtures.s3 import S3_TEST_ACCESS_KEY, S3_TEST_REGION, S3_TEST_SECRET_KEY
+from tests.fixtures.s3 import (
+    S3_TEST_ACCESS_KEY,
+    S3_TEST_REGION,
+    S3_TEST_SECRET_KEY,
+    RestartableS3Server,
+    free_port,
+)
 
 MIB = 1024 * 1024
 KEY = f"users/{uuid.uuid4()}/calls/{uuid.uuid4()}/temp/audio-call.m4a"
@@ -47,57 +48,9 @@ def store(s3_endpoint_url: str, s3_bucket: str) -> S3ObjectStore:
     return make_store(s3_endpoint_url, s3_bucket, multipart_chunk_bytes=5 * MIB)
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on (bound, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def closed_port_url() -> str:
     return f"http://127.0.0.1:{free_port()}"
-
-
-class RestartableS3Server:
-    """A second S3 server on a fixed port that a test can stop and start again (an outage).
-
-    moto keeps its buckets in the process, so this server serves the same buckets as the session's.
-    """
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._server: ThreadedMotoServer | None = None
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        with self._lock:
-            if self._server is None:
-                self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-                self._server.start()
-
-    def stop(self) -> None:
-        with self._lock:
-            if self._server is not None:
-                self._server.stop()
-                self._server = None
-
-    def restart_after(self, seconds: float) -> threading.Timer:
-        timer = threading.Timer(seconds, self.start)
-        timer.start()
-        return timer
-
-
-@pytest.fixture
-def outage_server(s3_endpoint_url: str) -> Iterator[RestartableS3Server]:
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = RestartableS3Server()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 class CountingStream(io.RawIOBase):
