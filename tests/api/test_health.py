@@ -26,7 +26,7 @@ def test_healthy(api: Api) -> None:
 
 def test_unreachable_database_is_503(pipeline_env: dict[str, str], store: ObjectStore) -> None:
     # nothing listens on port 1; a short pool timeout keeps the probe quick
-    unreachable = CallDatabase("postgresql://nobody@127.0.0.1:1/nothing", timeout_seconds=0.5)
+    unreachable = CallDatabase("postgresql://nobody@127.0.0.1:1/nothing", timeout_seconds=0.5, retry_seconds=0)
     with TestClient(create_app(api_settings(), db=unreachable, store=store)) as client:
         response = client.get("/api/health")
     unreachable.close()
@@ -56,7 +56,7 @@ def test_unreachable_object_storage_is_503(
 def test_a_call_route_answers_503_when_the_database_is_unreachable(
     pipeline_env: dict[str, str], store: ObjectStore
 ) -> None:
-    unreachable = CallDatabase("postgresql://nobody@127.0.0.1:1/nothing", timeout_seconds=0.5)
+    unreachable = CallDatabase("postgresql://nobody@127.0.0.1:1/nothing", timeout_seconds=0.5, retry_seconds=0)
     with TestClient(create_app(api_settings(), db=unreachable, store=store)) as client:
         response = client.get("/api/calls", headers=Api(client).headers())
     unreachable.close()
