@@ -1,10 +1,15 @@
-"""Which failures are worth another try, and when: the one place the transient-vs-permanent rule lives.
+"""The pipeline's decisions that more than one part of the system needs, each made here once.
+
+Which failures are worth another try, and when (the transient-vs-permanent rule):
 
 A transient failure (a provider rate limit, outage, timeout or a garbled answer; storage or the
 database out of reach; a run that died under the call) sends the call back to the queue with a
 growing wait, up to a bounded number of retries per processing cycle. Everything else (a provider's
 4xx, undecodable or missing audio, an empty transcript, a bug) fails the call at once: trying again
 would only spend money on the same answer.
+
+Whether a call is diarized: the pickup plans the asset by it, the pipeline runs or skips the stage by it,
+and the reprocess estimate prices it by it.
 """
 
 from __future__ import annotations
@@ -65,3 +70,17 @@ class RetryPolicy:
             for retries_so_far in range(self.max_retries)
             if (delay := self.delay_before_retry(error_code, retries_so_far)) is not None
         ]
+
+
+def diarization_skip_reason(
+    *, enabled: bool, configured: bool, audio_seconds: float | None, max_audio_minutes: float
+) -> str | None:
+    """Why a call is not diarized (``disabled``, ``not_configured``, ``audio_too_long``), or None when it is.
+    An unknown duration passes the guard (the pipeline checks again once it has decoded the audio)."""
+    if not enabled:
+        return "disabled"
+    if not configured:
+        return "not_configured"
+    if audio_seconds is not None and audio_seconds > max_audio_minutes * 60:
+        return "audio_too_long"
+    return None

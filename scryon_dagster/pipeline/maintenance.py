@@ -28,7 +28,7 @@ from scryon_dagster.domain.analysis.cost import (
 from scryon_dagster.domain.audio_formats import AudioType
 from scryon_dagster.domain.calls import TERMINAL_STATUSES, ArtifactType, CallStatus, ErrorCode
 from scryon_dagster.domain.flags import EffectiveFlags
-from scryon_dagster.domain.policy import RetryPolicy
+from scryon_dagster.domain.policy import RetryPolicy, diarization_skip_reason
 from scryon_dagster.domain.storage_keys import USERS_PREFIX, artifact_key, call_prefix, parse_call_prefix
 from scryon_dagster.domain.transcript.models import NormalizedTranscript
 from scryon_dagster.pipeline.outcomes import PipelineAsset, StageSelection
@@ -431,12 +431,15 @@ class _CostEstimator:
         )
 
     def _diarizes(self, audio_seconds: float) -> bool:
-        """As the pipeline decides: selected, switched on, configured, and not too long."""
-        return (
-            PipelineAsset.DIARIZATION in self._selection
-            and self._flags.diarization
-            and self._settings.pyannote_api_key is not None
-            and audio_seconds <= self._settings.scryon_diarization_max_audio_minutes * 60
+        """Selected, and diarized by the pipeline's own rule."""
+        return PipelineAsset.DIARIZATION in self._selection and (
+            diarization_skip_reason(
+                enabled=self._flags.diarization,
+                configured=self._settings.pyannote_api_key is not None,
+                audio_seconds=audio_seconds,
+                max_audio_minutes=self._settings.scryon_diarization_max_audio_minutes,
+            )
+            is None
         )
 
     def _analysis_usd(self, usage: LlmUsage | None, normalized: ArtifactRecord | None, audio_seconds: float) -> float:

@@ -27,6 +27,7 @@ from scryon_dagster.adapters.object_store import ObjectNotFoundError, ObjectStor
 from scryon_dagster.adapters.pyannote import PyannoteClient
 from scryon_dagster.domain.calls import TERMINAL_STATUSES, ArtifactType, CallStatus, Direction, ErrorCode, Stage
 from scryon_dagster.domain.flags import EffectiveFlags
+from scryon_dagster.domain.policy import diarization_skip_reason
 from scryon_dagster.domain.provider_outputs import Diarization, Identification, ProviderOutputError, RawTranscript
 from scryon_dagster.domain.storage_keys import artifact_key
 from scryon_dagster.pipeline.analysis_stage import reuse_stored_analysis, run_analysis
@@ -242,9 +243,7 @@ class CallPipeline:
         }
         audio_stages = {PipelineAsset.DIARIZATION, PipelineAsset.RAW_TRANSCRIPT} & selection.assets - set(materialized)
         if audio_stages and (original := self._original_audio(work)) is not None:
-            may_diarize = (
-                PipelineAsset.DIARIZATION in audio_stages and work.flags.diarization and self.pyannote is not None
-            )
+            may_diarize = PipelineAsset.DIARIZATION in audio_stages and self._diarization_skip_reason(work) is None
             work.audio = self._preprocess(work, original, diarization_variant=may_diarize)
             diarized: Future[dict[str, MetadataValue] | None] | None = None
             if PipelineAsset.DIARIZATION in audio_stages:
@@ -414,15 +413,13 @@ class CallPipeline:
         }
 
     def _diarization_skip_reason(self, work: CallWork) -> str | None:
-        assert work.audio is not None
-        if not work.flags.diarization:
-            return "disabled"
-        if self.pyannote is None:
-            return "not_configured"
-        duration = work.audio.duration_seconds or work.call.duration_seconds
-        if duration is not None and duration > self.settings.scryon_diarization_max_audio_minutes * 60:
-            return "audio_too_long"
-        return None
+        """The policy's decision, on the decoded audio's duration once there is one."""
+        return diarization_skip_reason(
+            enabled=work.flags.diarization,
+            configured=self.pyannote is not None,
+            audio_seconds=(work.audio.duration_seconds if work.audio else None) or work.call.duration_seconds,
+            max_audio_minutes=self.settings.scryon_diarization_max_audio_minutes,
+        )
 
     def _diarize_or_identify(self, work: CallWork, media_url: str) -> bytes:
         """One pyannote job: identify (diarization plus the user's voiceprint) when voice match is on

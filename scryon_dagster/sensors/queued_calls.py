@@ -23,6 +23,7 @@ from scryon_dagster.adapters.db.records import CallRecord, ClaimedCall, ClaimRel
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.domain.calls import CallStatus, ErrorCode
 from scryon_dagster.domain.flags import EffectiveFlags
+from scryon_dagster.domain.policy import diarization_skip_reason
 from scryon_dagster.jobs.calls import (
     PROCESS_CALLS_JOB,
     PROCESS_LISTED_CALLS_JOB,
@@ -147,7 +148,17 @@ def queued_calls_sensor(
     settings = config.settings
     stranded = release_stranded_claims(context.instance, db, settings, datetime.now(UTC))
     flags = EffectiveFlags.resolve(settings.flag_defaults, db.get_feature_flags())
-    selection = StageSelection.for_new_calls(diarization=flags.diarization and settings.pyannote_api_key is not None)
+    # planned only when it can run (a duration past the guard is skipped by the pipeline, with its reason)
+    diarizes = (
+        diarization_skip_reason(
+            enabled=flags.diarization,
+            configured=settings.pyannote_api_key is not None,
+            audio_seconds=None,
+            max_audio_minutes=settings.scryon_diarization_max_audio_minutes,
+        )
+        is None
+    )
+    selection = StageSelection.for_new_calls(diarization=diarizes)
     # The daemon starts a tick at most every 5 s: an idle tick keeps looking for a while, so that a call
     # queued between ticks is picked up within a poll instead of waiting for the next tick.
     deadline = time.monotonic() + settings.scryon_queued_sensor_wait_seconds
