@@ -9,6 +9,13 @@ For each call: enqueue → first provider request (the simulator's request count
 S seconds regardless of the previous ones (a steady rate); the first provider request is then
 estimated from the database (processing start + the call's preprocessing time), since concurrent
 calls cannot be told apart in the simulator's counters.
+
+Long calls (issue 18): ``--audio-minutes M`` loops every sample to M minutes before the calls are queued,
+and ``--pyannote on`` adds diarization; the result then also gives each call's provider critical path
+(max(transcription, diarization) + the LLM stages, from the stage durations) and enqueue → COMPLETED
+minus it, the system's own overhead:
+
+    .venv/bin/python bench/latency.py --calls 10 --profile realistic --audio-minutes 5 --pyannote on
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ from __future__ import annotations
 import argparse
 import os
 import time
+import wave
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -37,6 +46,43 @@ from _harness import (
 )
 
 POLL_SECONDS = 0.05
+
+
+def lengthen_samples(system: CallSystem, minutes: float) -> None:
+    """Loop each sample WAV, in place, to ``minutes`` of audio: the calls keep their titles and users."""
+    for sample in system.samples:
+        with wave.open(str(sample.path), "rb") as reader:
+            params = reader.getparams()
+            frames = reader.readframes(params.nframes)
+        wanted = int(minutes * 60 * params.framerate) * params.sampwidth * params.nchannels
+        with wave.open(str(sample.path), "wb") as writer:
+            writer.setparams(params)
+            writer.writeframes((frames * (wanted // len(frames) + 1))[:wanted])
+
+
+def provider_critical_paths(system: CallSystem, call_ids: Sequence[UUID]) -> dict[str, dict[str, float | int]]:
+    """Per call: max(transcription, diarization) + the LLM stages (s), and enqueue → COMPLETED minus it."""
+    rows = system.db.query(
+        """
+        SELECT c.id,
+               extract(epoch FROM max(e.created_at) FILTER (WHERE e.error_message = 'status -> COMPLETED')
+                                - c.created_at)::float8 AS to_completed,
+               (greatest(coalesce(max(e.duration_ms) FILTER (WHERE e.stage = 'TRANSCRIBED'), 0),
+                        coalesce(max(e.duration_ms) FILTER (WHERE e.stage = 'DIARIZED'), 0))
+               + coalesce(sum(e.duration_ms) FILTER (WHERE e.stage IN ('ANALYZED', 'ACTION_ITEMS_EXTRACTED',
+                                                                       'LLM_SPEAKER_NAMING')), 0))::float8
+               AS critical_ms
+        FROM call_records c JOIN call_processing_events e ON e.call_id = c.id
+        WHERE c.id = ANY(%s) AND (e.stage = 'STATUS' OR e.status IN ('COMPLETED', 'FAILED'))
+        GROUP BY c.id, c.created_at
+        """,
+        (list(call_ids),),
+    )
+    done = [row for row in rows if row["to_completed"] is not None]
+    return {
+        "provider_critical_path_s": summary([row["critical_ms"] / 1000 for row in done]),
+        "completed_minus_critical_path_s": summary([row["to_completed"] - row["critical_ms"] / 1000 for row in done]),
+    }
 
 
 def provider_requests(system: CallSystem) -> int:
@@ -108,17 +154,26 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--interval", type=int, default=1, help="SCRYON_QUEUED_SENSOR_INTERVAL_SECONDS")
     parser.add_argument("--profile", choices=("fast", "realistic"), default="fast")
     parser.add_argument("--per-call-timeout", type=float, default=180)
+    parser.add_argument(
+        "--audio-minutes", type=float, default=0, help="loop the samples to this length (0: as they are)"
+    )
+    parser.add_argument("--pyannote", choices=("on", "off"), default="off")
     parser.add_argument("--server-url", default=DEFAULT_SERVER_URL)
     return parser.parse_args()
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"arguments": vars(args), "nproc": os.cpu_count()}
-    overrides = {"SCRYON_QUEUED_SENSOR_INTERVAL_SECONDS": str(args.interval)}
+    overrides = {
+        "SCRYON_QUEUED_SENSOR_INTERVAL_SECONDS": str(args.interval),
+        "PYANNOTE_ENABLED": "true" if args.pyannote == "on" else "false",
+    }
     with (
         call_system(args.server_url, profile=args.profile, overrides=overrides) as system,
         scratch_database(args.server_url, "scryon_bench_dagster") as storage_url,
     ):
+        if args.audio_minutes > 0:
+            lengthen_samples(system, args.audio_minutes)
         since = time.time()
         with dagster_dev(system.env, system.workdir / "dagster_home", storage_url):
             if args.arrival_interval > 0:
@@ -128,6 +183,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         call_ids = measured.pop("call_ids")
         result.update(measured)
         result.update(call_latencies(system.db, call_ids))
+        result.update(provider_critical_paths(system, call_ids))
         result["statuses"] = status_counts(system.db, call_ids)
         result["stages_s"] = stage_durations(system.db, call_ids)
         result["dagster"] = instance_statistics(system.workdir / "dagster_home", storage_url, since)
