@@ -1,4 +1,4 @@
-"""`scryon-dagster`: the operator's command line (migrate, enqueue, simulator, demo, api, embedded db)."""
+"""`scryon-dagster`: the operator's command line (migrate, enqueue, simulator, demo, api, restore, embedded db)."""
 
 from __future__ import annotations
 
@@ -102,6 +102,62 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> None:
         print(start_embedded_postgres(settings.scryon_embedded_pg_dir))
 
 
+def cmd_restore(args: argparse.Namespace, settings: Settings) -> None:
+    from datetime import timedelta
+
+    from psycopg.conninfo import conninfo_to_dict
+
+    from scryon_dagster.adapters.db.backup import PostgresToolError
+    from scryon_dagster.adapters.object_store import build_object_store
+    from scryon_dagster.pipeline import backups
+
+    store = build_object_store(settings)
+    if args.list:
+        for stored in backups.list_backups(store):
+            print(f"{stored.key}  {stored.size} bytes  taken {stored.taken_at.isoformat()}")
+        return
+    database_url = _database_url(settings)
+    target = conninfo_to_dict(database_url).get("dbname")
+    if args.confirm_database != target:
+        raise CliError(
+            f"type the target database's name after --confirm-database (it is {target!r}): "
+            "the restore writes every table of that database"
+        )
+    try:
+        chosen = backups.choose_backup(store, args.dump)
+        report = backups.restore_database(
+            database_url,
+            store,
+            chosen,
+            retry_policy=settings.retry_policy,
+            temp_audio_ttl=timedelta(hours=settings.object_storage_temp_audio_ttl_hours),
+        )
+    except (backups.BackupError, PostgresToolError) as exc:
+        raise CliError(str(exc)) from None
+    reconcile = report.reconcile
+    print(f"restored {report.key} ({report.compressed_bytes} bytes) in {report.duration_seconds:.1f} s")
+    print(f"schema at revision {report.schema_revision}")
+    print(
+        f"calls in flight at backup time: {len(report.requeued)} re-queued for a retry, "
+        f"{len(report.failed)} failed (no retry left); {len(report.released)} queued calls handed to the pickup"
+    )
+    print(
+        f"reconcile: {len(reconcile.missing_artifacts)} artifact rows without their object, "
+        f"{len(reconcile.orphan_objects)} orphan objects, {len(reconcile.untracked_objects)} untracked objects, "
+        f"{len(reconcile.expired_temp_audio)} expired temp audio; {len(reconcile.rederivable)} re-derivable, "
+        f"{len(reconcile.reprocessable)} reprocessable, {len(reconcile.underivable)} not derivable calls"
+    )
+    if any(
+        (
+            reconcile.missing_artifacts,
+            reconcile.orphan_objects,
+            reconcile.expired_temp_audio,
+            reconcile.untracked_objects,
+        )
+    ):
+        print("next: launch the reconcile_storage job with repair: true (docs/runbook.md, Restore from a backup)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scryon-dagster", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -139,6 +195,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="without an identity provider, act for the fixed local-dev user (a developer's machine only)",
     )
     api.set_defaults(handler=cmd_api)
+
+    restore = commands.add_parser(
+        "restore",
+        help="load a db-backups/ dump into the EMPTY database of SCRYON_DATABASE_URL, migrate, reconcile",
+    )
+    restore.add_argument("--dump", help="the dump's key or file name (default: the newest)")
+    restore.add_argument(
+        "--confirm-database", metavar="NAME", help="the target database's name, typed again (required to restore)"
+    )
+    restore.add_argument("--list", action="store_true", help="list the stored dumps, oldest first, and exit")
+    restore.set_defaults(handler=cmd_restore)
 
     db = commands.add_parser("db", help="the embedded default PostgreSQL server")
     db.add_argument("action", choices=["start", "stop"])

@@ -102,6 +102,12 @@ class Settings(BaseSettings):
     scryon_voice_embedding_provider: VoiceEmbeddingProvider = VoiceEmbeddingProvider.PYANNOTE
     scryon_voice_embedding_high_threshold: float = Field(0.85, ge=0, le=1)
     scryon_voice_embedding_medium_threshold: float = Field(0.75, ge=0, le=1)
+    scryon_voice_sample_min_seconds: float = Field(15, gt=0)
+    scryon_voice_sample_max_seconds: float = Field(45, gt=0)
+    """Enrollment samples outside these bounds are refused; pyannoteAI hears the first 30 s at most."""
+    scryon_voice_sample_max_size_mb: float = Field(10, gt=0)
+    scryon_voice_consent_version: str = Field("v1", min_length=1, max_length=64)
+    """The consent text a client showed must be this version; bump it to require consent again."""
 
     # --- audio --------------------------------------------------------------------------------
     scryon_audio_preprocessing_enabled: bool = True
@@ -169,6 +175,8 @@ class Settings(BaseSettings):
     scryon_max_unstarted_pickups: int = Field(5, gt=0, le=100)
     """Claims in a row whose run never starts a call before that call fails (launch_failed)."""
     scryon_event_retention_days: int = Field(30, gt=0)
+    backup_retention_days: int = Field(30, gt=0)
+    """Database dumps under db-backups/ older than this are pruned (the newest one is always kept)."""
     scryon_call_max_retries: int = Field(4, ge=0, le=20)
     """Automatic retries of a call's transient failures per processing cycle before it fails."""
     scryon_call_retry_base_seconds: float = Field(5, ge=0)
@@ -207,6 +215,8 @@ class Settings(BaseSettings):
             raise ValueError(
                 "SCRYON_VOICE_EMBEDDING_MEDIUM_THRESHOLD must not exceed SCRYON_VOICE_EMBEDDING_HIGH_THRESHOLD"
             )
+        if self.scryon_voice_sample_min_seconds > self.scryon_voice_sample_max_seconds:
+            raise ValueError("SCRYON_VOICE_SAMPLE_MIN_SECONDS must not exceed SCRYON_VOICE_SAMPLE_MAX_SECONDS")
         for secret in self.webhook_secrets:
             if len(secret.encode()) < 32:
                 raise ValueError("SCRYON_WEBHOOK_SECRET: every secret must be at least 32 bytes")
@@ -267,6 +277,10 @@ class Settings(BaseSettings):
         # A key pasted into one line of an .env file carries its line breaks as backslash-n.
         pem = self.firebase_private_key.get_secret_value().replace("\\n", "\n")
         return FirebaseServiceAccount(self.firebase_project_id, self.firebase_client_email, pem)
+
+    @property
+    def voice_sample_max_bytes(self) -> int:
+        return int(self.scryon_voice_sample_max_size_mb * 1024 * 1024)
 
     @property
     def stale_job_timeout_seconds(self) -> float:

@@ -13,13 +13,15 @@ from uuid import UUID
 
 import dagster as dg
 
+from scryon_dagster.adapters.db.backup import PostgresToolError
+from scryon_dagster.adapters.db.embedded import resolve_database_url
 from scryon_dagster.assets.calls import BatchTally, fail_if_any_failed, record_calls
 from scryon_dagster.domain.calls import CallStatus, ErrorCode
 from scryon_dagster.domain.transcript import NORMALIZATION_VERSION
 from scryon_dagster.partitions import CALLS_PARTITIONS
-from scryon_dagster.pipeline import maintenance
+from scryon_dagster.pipeline import backups, maintenance
 from scryon_dagster.pipeline.outcomes import PipelineAsset, StageSelection
-from scryon_dagster.resources import CallDatabaseResource, ObjectStoreResource, PipelineResource
+from scryon_dagster.resources import CallDatabaseResource, ObjectStoreResource, PipelineResource, SettingsResource
 
 # Re-processing spends provider budget: live traffic goes first in the run queue.
 LOW_PRIORITY = {"dagster/priority": "-10"}
@@ -454,6 +456,39 @@ def reconcile_storage_job() -> None:
     reconcile_storage_op()
 
 
+# --- database backups ---------------------------------------------------------------------------------
+@dg.op(description="pg_dump of the call database, gzipped, streamed to db-backups/; old dumps pruned.")
+def backup_database_op(context: dg.OpExecutionContext, config: SettingsResource, storage: ObjectStoreResource) -> None:
+    settings = config.settings
+    try:
+        report = backups.back_up_database(
+            resolve_database_url(settings.scryon_database_url, settings.scryon_embedded_pg_dir),
+            storage.store,
+            now=_now(),
+            retention=timedelta(days=settings.backup_retention_days),
+        )
+    except PostgresToolError as exc:
+        raise dg.Failure(description=f"{exc}; no backup was stored") from None
+    _summary(
+        context,
+        object_key=report.key,
+        compressed_bytes=report.compressed_bytes,
+        dump_bytes=report.dump_bytes,
+        duration_seconds=report.duration_seconds,
+        server_version=report.server_version,
+        pg_dump_version=report.pg_dump_version,
+        pruned=report.pruned,
+    )
+
+
+@dg.job(
+    name="backup_database",
+    description="Runbook: back up the call database (nightly; launch by hand before a risky change).",
+)
+def backup_database_job() -> None:
+    backup_database_op()
+
+
 RUNBOOK_JOBS = [
     sweep_stale_calls_job,
     sweep_temp_audio_job,
@@ -464,4 +499,5 @@ RUNBOOK_JOBS = [
     backfill_normalization_job,
     delete_call_job,
     reconcile_storage_job,
+    backup_database_job,
 ]

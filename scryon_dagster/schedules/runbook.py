@@ -4,6 +4,7 @@ import dagster as dg
 
 from scryon_dagster.jobs.calls import check_stored_artifacts_job
 from scryon_dagster.jobs.runbook import (
+    backup_database_job,
     prune_history_job,
     reap_orphan_artifacts_job,
     sweep_stale_calls_job,
@@ -53,10 +54,20 @@ check_stored_artifacts_schedule = dg.ScheduleDefinition(
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 
+# Nightly, in the quiet hours before the daily housekeeping; each dump is one consistent snapshot.
+backup_database_schedule = dg.ScheduleDefinition(
+    name="backup_database_schedule",
+    job=backup_database_job,
+    cron_schedule="7 2 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+
 RUNBOOK_SCHEDULES = [
     sweep_stale_calls_schedule,
     sweep_temp_audio_schedule,
     reap_orphan_artifacts_schedule,
     prune_history_schedule,
     check_stored_artifacts_schedule,
+    backup_database_schedule,
 ]
