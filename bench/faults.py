@@ -133,6 +133,12 @@ ROWS = (
     ),
     Row("truncated_body", "12 % → 200 with the JSON body cut part-way", (ProviderFault("truncated_body", 0.12),)),
     Row("slow", "25 % of provider requests answered after 4 s", (ProviderFault("slow", 0.25, delay_seconds=4),)),
+    Row(
+        "provider_400",
+        "5 % → 400, a permanent fault (must fail fast with its code)",
+        (ProviderFault("http_400", 0.05),),
+        share=0.5,
+    ),
     Row("worker_sigkill", "the run worker SIGKILLed mid-batch", disruption="worker_sigkill"),
     Row("daemon_sigkill", "dagster-daemon SIGKILLed mid-batch, restarted 2 s later", disruption="daemon_sigkill"),
     Row("postgres_restart", "PostgreSQL `pg_ctl restart -m fast` mid-batch", disruption="postgres_restart"),
@@ -385,6 +391,7 @@ def run_row(matrix: Matrix, row: Row, args: argparse.Namespace) -> dict[str, Any
         time.sleep(args.settle)
     admin.clear_faults()
     result["seconds"] = round(time.monotonic() - started, 1)
+    result["load_average_1min"] = round(os.getloadavg()[0], 1)  # the machine is shared
     result.update(measure(matrix, calls, before, admin.stats(), admin.subject_stats()))
     if "disruption" in result:
         # were the calls paid twice mid-stage when it struck (an answer lost with a process), or done?
@@ -498,11 +505,15 @@ def dagster_disagreements(matrix: Matrix, records: list[dict[str, Any]]) -> dict
     keys = [str(record["id"]) for record in terminal]
     if not keys:
         return {"count": 0, "examples": []}
+    assets = ("normalized_transcript", "analysis")
     with dg.DagsterInstance.from_config(str(matrix.dagster_home)) as instance:
+        # the status the UI's partition view shows, and, to tell where a disagreement comes from,
+        # whether a materialization event exists at all
         status = {
             asset: instance.get_status_by_partition(dg.AssetKey(asset), keys, calls_partitions) or {}
-            for asset in ("normalized_transcript", "analysis")
+            for asset in assets
         }
+        recorded = {asset: instance.get_materialized_partitions(dg.AssetKey(asset)) for asset in assets}
     materialized = dg.AssetPartitionStatus.MATERIALIZED
     disagreements = []
     for record, key in zip(terminal, keys, strict=True):
@@ -518,9 +529,11 @@ def dagster_disagreements(matrix: Matrix, records: list[dict[str, Any]]) -> dict
                     "database": record["status"],
                     "normalized_transcript": transcript.value if transcript else "missing",
                     "analysis": analysis.value if analysis else "missing",
+                    "materialization_events": [asset for asset in assets if key in recorded[asset]],
                 }
             )
-    return {"count": len(disagreements), "examples": disagreements[:5]}
+    with_events = sum(1 for entry in disagreements if entry["materialization_events"])
+    return {"count": len(disagreements), "with_materialization_events": with_events, "examples": disagreements[:5]}
 
 
 # --- the table -----------------------------------------------------------------------------------
