@@ -21,7 +21,7 @@ import time
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from io import BytesIO, RawIOBase
+from io import BufferedReader, BytesIO, RawIOBase
 from typing import Any, BinaryIO
 from uuid import UUID
 
@@ -132,7 +132,7 @@ def back_up_database(database_url: str, store: ObjectStore, *, now: datetime, re
     started = time.monotonic()
     with pg.pg_dump_output(tool, database_url) as dump:
         compressed = _GzipReader(dump)
-        size = store.put_stream(key, compressed, BACKUP_CONTENT_TYPE)  # type: ignore[arg-type]
+        size = store.put_stream(key, BufferedReader(compressed), BACKUP_CONTENT_TYPE)
     duration = time.monotonic() - started
     pruned = prune_backups(store, now=now, retention=retention)
     logger.info(
@@ -223,7 +223,7 @@ def restore_database(
     # decompressed a chunk at a time on its way to psql.
     compressed = store.get_bytes(backup.key)
     with gzip.GzipFile(fileobj=BytesIO(compressed)) as sql:
-        pg.run_psql_script(tool, database_url, pg.chunks_of(sql))  # type: ignore[arg-type]
+        pg.run_psql_script(tool, database_url, pg.chunks_of(sql))
     revision = upgrade_to_head(database_url)
     with CallDatabase(database_url) as db:
         requeued, failed = _settle_in_flight(db, retry_policy)

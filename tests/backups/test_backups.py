@@ -191,3 +191,27 @@ def test_restore_refuses_a_non_empty_database_and_an_unconfirmed_target(
         assert pg.user_relations(empty) == []
     finally:
         drop_database(postgres_server_url, empty)
+
+
+def test_a_dump_that_fails_to_load_leaves_the_database_empty_and_quotes_no_row_data(
+    pipeline_env: dict[str, str],
+    postgres_server_url: str,
+    store: ObjectStore,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    broken = b"CREATE TABLE loaded (id int);\nINSERT INTO loaded VALUES ('Call with Sam +1 555 0100');\n"
+    store.put_bytes(backups.backup_key(NOW), gzip.compress(broken), backups.BACKUP_CONTENT_TYPE)
+    empty = create_database(postgres_server_url, "scryon_restore_broken")
+    try:
+        monkeypatch.setenv("SCRYON_DATABASE_URL", empty)
+        assert main(["restore", "--confirm-database", empty.rsplit("/", 1)[1]]) == 2
+        error = capsys.readouterr().err
+        assert "psql" in error
+        assert "exit code 3" in error
+        assert "invalid input syntax" in error
+        assert "Sam" not in error
+        assert "555" not in error
+        assert pg.user_relations(empty) == []  # one transaction: nothing of the dump stayed
+    finally:
+        drop_database(postgres_server_url, empty)

@@ -21,7 +21,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Literal
@@ -35,7 +35,9 @@ from scryon_dagster.adapters.db.repository import CallDatabase
 PostgresToolName = Literal["pg_dump", "psql"]
 DEBIAN_TOOL_DIRECTORIES = "/usr/lib/postgresql/*/bin"
 _VERSION_OUTPUT = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
-_ERROR_LINE = re.compile(r"\b(error|ERROR|FATAL)\b")
+# "pg_dump: error: ...", "psql: error: ...", "ERROR:  ...": the tools' and the server's error lines, never
+# the LINE, CONTEXT or DETAIL lines that quote the statement or row being loaded
+_ERROR_LINE = re.compile(r"^((pg_dump|psql)(:[^:]*:\d+)?: )?(error|ERROR|FATAL):")
 _QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")
 _MAX_ERROR_LINES = 3
 _COPY_CHUNK_BYTES = 1024 * 1024
@@ -152,12 +154,14 @@ class _DumpOutput(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
-        read = self._stdout.readinto(buffer)  # type: ignore[attr-defined]
-        if not read:
+        view = memoryview(buffer).cast("B")
+        chunk = self._stdout.read(len(view))
+        if not chunk:
             returncode = self._process.wait()
             if returncode != 0:
                 raise _failure(self._tool, returncode, self._errors)
-        return int(read or 0)
+        view[: len(chunk)] = chunk
+        return len(chunk)
 
 
 @contextmanager
@@ -170,7 +174,7 @@ def pg_dump_output(tool: PostgresTool, database_url: str) -> Iterator[BinaryIO]:
     with tempfile.TemporaryFile() as errors:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, env=environment)
         try:
-            yield _DumpOutput(tool, process, errors)  # type: ignore[misc]
+            yield io.BufferedReader(_DumpOutput(tool, process, errors))
         finally:
             if process.poll() is None:
                 process.kill()
@@ -198,11 +202,10 @@ def run_psql_script(tool: PostgresTool, database_url: str, script: Iterable[byte
         )
         assert process.stdin is not None
         try:
-            for chunk in script:
-                process.stdin.write(chunk)
-            process.stdin.close()
-        except BrokenPipeError:
-            pass  # psql stopped at an error: its exit code and message say which
+            # a broken pipe means psql stopped at an error: its exit code and message say which
+            with suppress(BrokenPipeError), process.stdin:
+                for chunk in script:
+                    process.stdin.write(chunk)
         except BaseException:
             process.kill()
             process.wait()
@@ -212,7 +215,7 @@ def run_psql_script(tool: PostgresTool, database_url: str, script: Iterable[byte
             raise _failure(tool, returncode, errors)
 
 
-def chunks_of(stream: BinaryIO) -> Iterator[bytes]:
+def chunks_of(stream: io.BufferedIOBase) -> Iterator[bytes]:
     while chunk := stream.read(_COPY_CHUNK_BYTES):
         yield chunk
 
