@@ -18,7 +18,11 @@ each variant is measured against the known timeline:
 * CPU-s per audio minute of the ffmpeg process (user + system, best of ``--repeats``), for both variants
   and for the transcription variant alone.
 
+``--variations`` repeats all of it on the call with one thing changed at a time (louder hum or hiss, 60-Hz
+mains, a quieter far end), to see where a chain breaks.
+
 Run: .venv/bin/python bench/audio_quality.py [--minutes 5] [--seed 18] [--repeats 3] [--chains a,b] [--input m4a]
+     [--variations]
 (needs numpy: ``.venv/bin/pip install numpy``).
 """
 
@@ -56,12 +60,7 @@ from scryon_dagster.settings import AudioPreprocessingChain
 Signal = npt.NDArray[np.float64]
 
 RATE_HZ = 16_000
-QUIET_DBFS = -32.0
-LOUD_DBFS = -16.0
-HUM_DBFS = -46.0
-HISS_DBFS = -60.0
 PLOSIVE_PEAK_DBFS = -0.3
-HUM_HARMONICS_HZ = (50, 100, 150, 250)
 TURN_EDGE_SECONDS = 0.3
 PAUSE_EDGE_SECONDS = 0.2
 
@@ -74,9 +73,34 @@ class Turn:
 
 
 @dataclass(frozen=True)
+class CallRecipe:
+    """Levels of the synthetic call; the defaults are the benchmark's call."""
+
+    quiet_dbfs: float = -32.0
+    loud_dbfs: float = -16.0
+    hum_dbfs: float = -46.0
+    hiss_dbfs: float = -60.0
+    hum_harmonics_hz: tuple[int, ...] = (50, 100, 150, 250)
+
+
+# --variations: the benchmark's call with one thing changed each, to see where a chain breaks.
+VARIATIONS = {
+    "as benchmarked": CallRecipe(),
+    "hum -40 dBFS": CallRecipe(hum_dbfs=-40),
+    "hum -36 dBFS": CallRecipe(hum_dbfs=-36),
+    "60-Hz mains": CallRecipe(hum_harmonics_hz=(60, 120, 180, 300)),
+    "hiss -50 dBFS": CallRecipe(hiss_dbfs=-50),
+    "hiss -45 dBFS": CallRecipe(hiss_dbfs=-45),
+    "quiet -38 / loud -14 dBFS": CallRecipe(quiet_dbfs=-38, loud_dbfs=-14),
+    "quiet -44 dBFS": CallRecipe(quiet_dbfs=-44),
+}
+
+
+@dataclass(frozen=True)
 class SyntheticCall:
     samples: Signal
     turns: list[Turn]
+    recipe: CallRecipe
 
     def wav(self) -> bytes:
         return _wav_bytes(self.samples, RATE_HZ)
@@ -113,7 +137,7 @@ def candidates() -> dict[str, FilterGraph]:
             AudioPreprocessingChain.LEVELED, ChainTuning(highpass_hz=100)
         ),
         "leveled, no leveller threshold (pauses raised too)": FilterGraph(
-            shared=(*_TO_16KHZ, *_STEEP_HIGHPASS, *_DENOISE, _LEVEL[0].replace(":t=0.004", ""))
+            shared=(*_TO_16KHZ, *_STEEP_HIGHPASS, *_DENOISE, _LEVEL[0].split(":t=")[0])
         ),
         "leveled without denoise": build_filter_graph(
             AudioPreprocessingChain.LEVELED, ChainTuning(denoise_enabled=False)
@@ -134,7 +158,7 @@ def candidates() -> dict[str, FilterGraph]:
     }
 
 
-def synthesize_call(minutes: float, seed: int) -> SyntheticCall:
+def synthesize_call(minutes: float, seed: int, recipe: CallRecipe = CallRecipe()) -> SyntheticCall:
     rng = np.random.default_rng(seed)
     total = int(minutes * 60 * RATE_HZ)
     speech = np.zeros(total)
@@ -146,7 +170,7 @@ def synthesize_call(minutes: float, seed: int) -> SyntheticCall:
             break
         start, end = int(cursor * RATE_HZ), int((cursor + length) * RATE_HZ)
         voice = _voice(end - start, rng, pitch_hz=210.0 if loud else 115.0)
-        voice *= _db_to_linear(LOUD_DBFS if loud else QUIET_DBFS) / _rms(voice)
+        voice *= _db_to_linear(recipe.loud_dbfs if loud else recipe.quiet_dbfs) / _rms(voice)
         if loud:
             _add_plosives(voice, rng)
         speech[start:end] = voice
@@ -156,11 +180,11 @@ def synthesize_call(minutes: float, seed: int) -> SyntheticCall:
         loud = not loud
     time = np.arange(total) / RATE_HZ
     hum = np.zeros(total)
-    for index, frequency in enumerate(HUM_HARMONICS_HZ):  # each harmonic 6 dB under the one before
+    for index, frequency in enumerate(recipe.hum_harmonics_hz):  # each harmonic 6 dB under the one before
         hum += _db_to_linear(-6.0 * index) * np.sin(2 * np.pi * frequency * time + index)
-    hum *= _db_to_linear(HUM_DBFS) / _rms(hum)
-    hiss = rng.standard_normal(total) * _db_to_linear(HISS_DBFS)
-    return SyntheticCall(np.clip(speech + hum + hiss, -1.0, 1.0), turns)
+    hum *= _db_to_linear(recipe.hum_dbfs) / _rms(hum)
+    hiss = rng.standard_normal(total) * _db_to_linear(recipe.hiss_dbfs)
+    return SyntheticCall(np.clip(speech + hum + hiss, -1.0, 1.0), turns, recipe)
 
 
 def _voice(length: int, rng: np.random.Generator, *, pitch_hz: float) -> Signal:
@@ -193,7 +217,9 @@ def _add_plosives(voice: Signal, rng: np.random.Generator) -> None:
         voice[at : at + burst] = pulse * _db_to_linear(PLOSIVE_PEAK_DBFS)
 
 
-def measure(samples: Signal, turns: Sequence[Turn], ffmpeg: str) -> VariantQuality:
+def measure(samples: Signal, call: SyntheticCall, ffmpeg: str) -> VariantQuality:
+    turns = call.turns
+
     def span(start: float, end: float) -> Signal:
         return samples[int(start * RATE_HZ) : int(end * RATE_HZ)]
 
@@ -203,7 +229,8 @@ def measure(samples: Signal, turns: Sequence[Turn], ffmpeg: str) -> VariantQuali
     quiet = np.median([_linear_to_db(_rms(part)) for turn, part in inner if not turn.loud])
     pause_bounds = [(0.0, turns[0].start)] + [(a.end, b.start) for a, b in itertools.pairwise(turns)]
     pauses = [span(start + PAUSE_EDGE_SECONDS, end - PAUSE_EDGE_SECONDS) for start, end in pause_bounds]
-    hum_power, hiss_power = _hum_and_hiss_power([pause for pause in pauses if len(pause) >= RATE_HZ // 2])
+    long_pauses = [pause for pause in pauses if len(pause) >= RATE_HZ // 2]
+    hum_power, hiss_power = _hum_and_hiss_power(long_pauses, call.recipe.hum_harmonics_hz)
     return VariantQuality(
         speech_dbfs=speech_dbfs,
         gap_db=float(loud - quiet),
@@ -214,7 +241,7 @@ def measure(samples: Signal, turns: Sequence[Turn], ffmpeg: str) -> VariantQuali
     )
 
 
-def _hum_and_hiss_power(pauses: Sequence[Signal]) -> tuple[float, float]:
+def _hum_and_hiss_power(pauses: Sequence[Signal], hum_harmonics_hz: Sequence[int]) -> tuple[float, float]:
     """Mean power of the pauses at the hum's harmonics and in the rest of 200-7,600 Hz (Welch, 2 Hz bins)."""
     frame = RATE_HZ // 2
     window = np.hanning(frame)
@@ -227,7 +254,7 @@ def _hum_and_hiss_power(pauses: Sequence[Signal]) -> tuple[float, float]:
     # one-sided power density: its sum over all bins is the frame's mean square
     power = 2 * np.mean(spectra, axis=0) / (frame * np.sum(window**2))
     at_hum = np.zeros(len(frequencies), dtype=bool)
-    for harmonic in HUM_HARMONICS_HZ:
+    for harmonic in hum_harmonics_hz:
         at_hum |= np.abs(frequencies - harmonic) <= 2
     in_band = (frequencies >= 200) & (frequencies <= 7_600) & ~at_hum
     return float(np.sum(power[at_hum])), float(np.sum(power[in_band]))
@@ -273,8 +300,8 @@ def run_chain(
     result = preprocessor.preprocess(upload)
     if result.used_original or result.diarization_audio is None:
         raise RuntimeError(f"preprocessing fell back to the original audio: {result.failure}")
-    transcription = measure(_wav_samples(result.transcription_audio), call.turns, ffmpeg)
-    diarization = measure(_wav_samples(result.diarization_audio), call.turns, ffmpeg)
+    transcription = measure(_wav_samples(result.transcription_audio), call, ffmpeg)
+    diarization = measure(_wav_samples(result.diarization_audio), call, ffmpeg)
     return both / minutes, alone / minutes, transcription, diarization
 
 
@@ -290,6 +317,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         default="wav",
         help="what the chains get: the 16-kHz WAV, or it encoded as a phone recorder would (AAC in M4A, 48 kHz)",
     )
+    parser.add_argument(
+        "--variations",
+        action="store_true",
+        help="repeat everything on the call's variations (VARIATIONS), one table each",
+    )
     args = parser.parse_args(argv)
     ffmpeg = resolve_ffmpeg("ffmpeg")
     if ffmpeg is None:
@@ -298,25 +330,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     chains |= candidates()
     if args.chains:
         chains = {name: chains[name] for name in args.chains.split(",")}
-    call = synthesize_call(args.minutes, args.seed)
-    upload = call.wav() if args.input == "wav" else as_phone_recording(call.wav(), ffmpeg)
-    print(
-        f"# {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs ({platform.machine()}), "
-        f"Python {platform.python_version()}, {_ffmpeg_version(ffmpeg)}; synthetic call: {args.minutes:g} min, "
-        f"seed {args.seed}, {len(call.turns)} turns, given to the chains as {args.input.upper()}"
-    )
-    original = measure(call.samples, call.turns, ffmpeg)
-    print(
-        "| chain | CPU-s/audio min (both / transcription only) | variant | speech dBFS | gap dB "
-        "| hum below speech dB | hiss below speech dB | sample peak dBFS | true peak dBFS |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
-    print(_row("(input)", "—", "—", original))
-    for name, graph in chains.items():
-        preprocessor = AudioPreprocessor(ffmpeg, graph=graph, timeout_seconds=600, max_processes=1)
-        both, alone, transcription, diarization = run_chain(preprocessor, call, upload, args.repeats, ffmpeg)
-        print(_row(name, f"{both:.3f} / {alone:.3f}", "transcription", transcription))
-        print(_row("", "", "diarization", diarization))
+    recipes = VARIATIONS if args.variations else {"as benchmarked": CallRecipe()}
+    for variation, recipe in recipes.items():
+        call = synthesize_call(args.minutes, args.seed, recipe)
+        upload = call.wav() if args.input == "wav" else as_phone_recording(call.wav(), ffmpeg)
+        print(
+            f"\n# {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs ({platform.machine()}), "
+            f"Python {platform.python_version()}, {_ffmpeg_version(ffmpeg)}; synthetic call ({variation}): "
+            f"{args.minutes:g} min, seed {args.seed}, {len(call.turns)} turns, the chains get {args.input.upper()}"
+        )
+        print(
+            "| chain | CPU-s/audio min (both / transcription only) | variant | speech dBFS | gap dB "
+            "| hum below speech dB | hiss below speech dB | sample peak dBFS | true peak dBFS |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|")
+        print(_row("(input)", "—", "—", measure(call.samples, call, ffmpeg)))
+        for name, graph in chains.items():
+            preprocessor = AudioPreprocessor(ffmpeg, graph=graph, timeout_seconds=600, max_processes=1)
+            both, alone, transcription, diarization = run_chain(preprocessor, call, upload, args.repeats, ffmpeg)
+            print(_row(name, f"{both:.3f} / {alone:.3f}", "transcription", transcription))
+            print(_row("", "", "diarization", diarization), flush=True)
 
 
 def _row(name: str, cpu: str, variant: str, quality: VariantQuality) -> str:

@@ -45,8 +45,8 @@ _TO_16KHZ_MONO = (f"aresample={OUTPUT_SAMPLE_RATE_HZ}", "aformat=channel_layouts
 _LOUDNORM = "loudnorm=I=-16:TP=-1.5:LRA=11"
 # Per-speaker levelling: gain follows each 200-ms frame's peak (to -6 dBFS, at most +20 dB), smoothed over
 # 11 frames so that the quiet party of a call comes up to the loud one within a turn; frames peaking
-# under -48 dBFS (pauses, once denoised) are not raised.
-_LEVEL = "dynaudnorm=f=200:g=11:p=0.5:m=10:t=0.004"
+# under -40 dBFS (pauses, once denoised) are not raised.
+_LEVEL = "dynaudnorm=f=200:g=11:p=0.5:m=10:t=0.01"
 _FFMPEG_BASE_ARGS = ("-hide_banner", "-nostdin", "-nostats", "-loglevel", "error")
 _INVALID_INPUT_MARKERS = (
     b"Invalid data found",
@@ -177,7 +177,7 @@ class ChainTuning:
 
 
 _CHAIN_DEFAULTS = {
-    AudioPreprocessingChain.LEVELED: ChainTuning(highpass_hz=120, denoise_nr_db=12, denoise_noise_floor_db=-50),
+    AudioPreprocessingChain.LEVELED: ChainTuning(highpass_hz=120, denoise_nr_db=12, denoise_noise_floor_db=-40),
     AudioPreprocessingChain.REFERENCE: ChainTuning(highpass_hz=80, denoise_nr_db=12, denoise_noise_floor_db=-25),
 }
 
