@@ -16,7 +16,8 @@ each variant is measured against the known timeline:
   which hallucinates on amplified noise) hears;
 * sample peak and true peak (ffmpeg's ebur128, 4x oversampled), dBFS;
 * CPU-s per audio minute of the ffmpeg process (user + system, best of ``--repeats``), for both variants
-  and for the transcription variant alone.
+  and for the transcription variant alone;
+and, after the table, what the denoiser takes from each voice at several noise floors (before levelling).
 
 ``--variations`` repeats all of it on the call with one thing changed at a time (louder hum or hiss, 60-Hz
 mains, a quieter far end), to see where a chain breaks.
@@ -271,6 +272,44 @@ def _true_peak_dbfs(samples: Signal, ffmpeg: str) -> float:
     return float(peaks[-1]) if peaks else float("nan")
 
 
+def denoiser_voice_loss(call: SyntheticCall, ffmpeg: str, floors_db: Sequence[int]) -> dict[int, tuple[float, float]]:
+    """What ``afftdn`` (12 dB, at each noise floor) takes from each voice: the quiet and the loud party's median
+    turn level after high-pass + afftdn, minus after the high-pass alone, dB. Measured before any levelling,
+    which would hide it."""
+
+    def party_levels(steps: tuple[str, ...]) -> tuple[float, float]:
+        result = AudioPreprocessor(ffmpeg, graph=FilterGraph(shared=steps)).preprocess(
+            call.wav(), diarization_variant=False
+        )
+        samples = _wav_samples(result.transcription_audio)
+        levels = {
+            loud: np.median(
+                [
+                    _linear_to_db(
+                        _rms(
+                            samples[
+                                int((turn.start + TURN_EDGE_SECONDS) * RATE_HZ) : int(
+                                    (turn.end - TURN_EDGE_SECONDS) * RATE_HZ
+                                )
+                            ]
+                        )
+                    )
+                    for turn in call.turns
+                    if turn.loud is loud
+                ]
+            )
+            for loud in (False, True)
+        }
+        return float(levels[False]), float(levels[True])
+
+    quiet_before, loud_before = party_levels((*_TO_16KHZ, *_STEEP_HIGHPASS))
+    losses = {}
+    for floor_db in floors_db:
+        quiet, loud = party_levels((*_TO_16KHZ, *_STEEP_HIGHPASS, f"afftdn=nr=12:nf={floor_db}"))
+        losses[floor_db] = (quiet - quiet_before, loud - loud_before)
+    return losses
+
+
 def as_phone_recording(wav: bytes, ffmpeg: str) -> bytes:
     """The call as a phone's recorder writes it: AAC at 48 kHz in an M4A whose index comes last."""
     with tempfile.TemporaryDirectory() as scratch:
@@ -350,6 +389,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             both, alone, transcription, diarization = run_chain(preprocessor, call, upload, args.repeats, ffmpeg)
             print(_row(name, f"{both:.3f} / {alone:.3f}", "transcription", transcription))
             print(_row("", "", "diarization", diarization), flush=True)
+        print("\n| afftdn noise floor | quiet voice through the denoiser, dB | loud voice, dB |\n|---|---|---|")
+        for floor_db, (quiet, loud) in denoiser_voice_loss(call, ffmpeg, (-25, -35, -40, -45, -50)).items():
+            print(f"| {floor_db} dB | {quiet:+.2f} | {loud:+.2f} |")
 
 
 def _row(name: str, cpu: str, variant: str, quality: VariantQuality) -> str:
