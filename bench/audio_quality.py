@@ -127,7 +127,7 @@ def candidates() -> dict[str, FilterGraph]:
         # the reference's steps with loudnorm swapped for dynaudnorm's defaults (issue 18's orientation figure)
         "hp80+afftdn-50+dynaudnorm(defaults)": FilterGraph(
             shared=(*_TO_16KHZ, "highpass=f=80"),
-            transcription=(*_DENOISE, "dynaudnorm"),
+            transcription=("afftdn=nr=12:nf=-50", "dynaudnorm"),
             diarization=("dynaudnorm",),
         ),
         "speechnorm instead of dynaudnorm": FilterGraph(
@@ -139,6 +139,9 @@ def candidates() -> dict[str, FilterGraph]:
         ),
         "leveled, no leveller threshold (pauses raised too)": FilterGraph(
             shared=(*_TO_16KHZ, *_STEEP_HIGHPASS, *_DENOISE, _LEVEL[0].split(":t=")[0])
+        ),
+        "leveled, afftdn floor -50 dB, threshold -48 dBFS": FilterGraph(
+            shared=(*_TO_16KHZ, *_STEEP_HIGHPASS, "afftdn=nr=12:nf=-50", _LEVEL[0].replace("t=0.01", "t=0.004"))
         ),
         "leveled without denoise": build_filter_graph(
             AudioPreprocessingChain.LEVELED, ChainTuning(denoise_enabled=False)
