@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import dagster as dg
 import psycopg
@@ -154,6 +154,9 @@ def test_a_backup_taken_mid_flight_restores_consistently_and_its_in_flight_calls
         assert time.monotonic() < deadline, "the calls never reached the analysis"
         time.sleep(0.05)
 
+    waiting = enqueue_sample("voicemail")
+    assert [claimed.call_id for claimed in db.claim_queued(uuid4(), 10)] == [waiting]  # its run not started yet
+
     dump_key = back_up(instance)
     worker.join()
     simulator.admin.clear_faults()
@@ -179,6 +182,9 @@ def test_a_backup_taken_mid_flight_restores_consistently_and_its_in_flight_calls
             (requeue,) = [e for e in restored_db.list_events(call_id) if e.error_code == RESTORED_CALL_ERROR_CODE]
             assert requeue.error_message is not None
             assert requeue.error_message.startswith("status -> QUEUED (retry 1")
+
+        # the waiting call is the pickup's again at once (the re-queued ones after their retry wait)
+        assert [claimed.call_id for claimed in restored_db.claim_queued(uuid4(), 10)] == [waiting]
 
         # the retry finishes them from what they had stored: no transcription or diarization again
         spent_before = provider_requests(simulator)
