@@ -3,7 +3,6 @@
 import dagster as dg
 
 from scryon_dagster.assets.calls import call_pipeline
-from scryon_dagster.assets.checks import stored_artifacts_parse
 from scryon_dagster.jobs.calls import (
     check_stored_artifacts_job,
     process_calls_job,
@@ -18,7 +17,6 @@ from scryon_dagster.sensors.queued_calls import crashed_batch_sensor, queued_cal
 
 defs = dg.Definitions(
     assets=[call_pipeline],
-    asset_checks=[stored_artifacts_parse],
     jobs=[
         process_calls_job,
         process_listed_calls_job,

@@ -13,7 +13,8 @@ from pydantic import PrivateAttr
 from scryon_dagster.adapters.db.embedded import resolve_database_url
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.adapters.object_store import ObjectStore, build_object_store
-from scryon_dagster.pipeline.outcomes import CallOutcome, StageSelection
+from scryon_dagster.pipeline.artifact_checks import ArtifactCheckReport, check_recent_artifacts
+from scryon_dagster.pipeline.outcomes import CallOutcome, PipelineAsset, StageSelection
 from scryon_dagster.pipeline.runner import CallPipeline, build_call_pipeline
 from scryon_dagster.settings import Settings, load_settings
 
@@ -102,6 +103,14 @@ class PipelineResource(dg.ConfigurableResource):
         if self._pipeline is None:
             raise dg.DagsterInvariantViolationError("PipelineResource used outside of execution")
         return self._pipeline.run_batch(call_ids, selection, batch_id=batch_id, run_id=run_id, take_idle=take_idle)
+
+    def known_calls(self, call_ids: Sequence[UUID]) -> set[UUID]:
+        """Which of the ids are calls in the call database."""
+        return set(self.database.db.get_calls(call_ids))
+
+    def check_stored_artifacts(self, asset: PipelineAsset, *, limit: int) -> ArtifactCheckReport:
+        """Whether the most recent stored artifacts of the asset exist and parse."""
+        return check_recent_artifacts(self.database.db, self.storage.store, asset.artifact_type, limit=limit)
 
 
 def build_resources() -> dict[str, dg.ConfigurableResource]:

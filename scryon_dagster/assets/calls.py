@@ -1,18 +1,23 @@
 """The per-call assets: one subsettable multi-asset that carries each call of a batch through the
 selected stages and records a materialization per (asset, call) as each call finishes."""
 
+import contextlib
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 from uuid import UUID
 
 import dagster as dg
-from dagster._core.definitions.data_version import CODE_VERSION_TAG
 from dagster._core.events import DagsterEvent, DagsterEventBatchMetadata, generate_event_batch_id
+from dagster._core.execution.context.system import StepExecutionContext
 
+from scryon_dagster.assets.checks import STORED_ARTIFACTS_CHECKS, stored_artifacts_results
+from scryon_dagster.assets.provenance import latest_versions, provenance_tags
 from scryon_dagster.domain.transcript import NORMALIZATION_VERSION
 from scryon_dagster.partitions import BATCH_TAG, calls_partitions
+from scryon_dagster.pipeline.analysis_stage import ANALYSIS_SCHEMA_VERSION
 from scryon_dagster.pipeline.outcomes import CallOutcome, MetadataValue, PipelineAsset, StageSelection
 from scryon_dagster.resources import PipelineResource
 
@@ -24,8 +29,13 @@ _DESCRIPTIONS = {
     ),
     PipelineAsset.ANALYSIS: "Structured LLM analysis (ANALYSIS_JSON), action items and sentiment summary.",
 }
-# A bump shows every normalized transcript (and what derives from it) as stale in the UI.
-_CODE_VERSIONS = {PipelineAsset.NORMALIZED_TRANSCRIPT: f"normalization-v{NORMALIZATION_VERSION}"}
+# The versions of the code that derives these assets from their upstream ones: a bump shows every
+# partition built by an older version as stale in the UI (and then, once re-derived, what derives from
+# it). Provider outputs have none: each materialization of them is a new data version.
+_CODE_VERSIONS = {
+    PipelineAsset.NORMALIZED_TRANSCRIPT: f"normalization-v{NORMALIZATION_VERSION}",
+    PipelineAsset.ANALYSIS: f"analysis-v{ANALYSIS_SCHEMA_VERSION}",
+}
 # When waiting materializations are handed to Dagster: after this many calls, or once this much time has
 # passed since the oldest (checked as calls finish).
 MATERIALIZATION_FLUSH_CALLS = 25
@@ -93,9 +103,10 @@ def _codes(counts: Counter[str]) -> str:
 
 
 class MaterializationLog:
-    """Per-(asset, call) materializations, handed to Dagster in batches: one per asset, every
-    ``MATERIALIZATION_FLUSH_CALLS`` calls, when a call finishes ``MATERIALIZATION_FLUSH_SECONDS`` or more
-    after the oldest waiting one, and at the end.
+    """Per-(asset, call) materializations, and an observation per planned asset a call did not produce
+    saying why, handed to Dagster in batches: one per asset, every ``MATERIALIZATION_FLUSH_CALLS`` calls,
+    when a call finishes ``MATERIALIZATION_FLUSH_SECONDS`` or more after the oldest waiting one, and at
+    the end.
 
     ``context.log_event`` stores each event on its own (two statements, ~6 ms each on PostgreSQL, three
     events per call). Dagster batches the events it creates for a partitioned output the same way; with
@@ -103,26 +114,39 @@ class MaterializationLog:
     events are stored one by one, as before. The events are also added to the step's own event stream,
     exactly as log_event does. Calls are COMPLETED in Postgres before their materializations reach Dagster;
     a run worker killed between the two leaves at most one flush of them unrecorded in Dagster.
+
+    Each materialization carries Dagster's provenance tags (``provenance.py``). Assets are flushed in
+    dependency order, so a downstream partition's tags point at the upstream materialization stored just
+    before it (in this run or an earlier one).
     """
 
-    def __init__(self, context: dg.OpExecutionContext) -> None:
+    def __init__(self, context: dg.OpExecutionContext, planned: StageSelection) -> None:
         self._context = context
-        self._pending: dict[PipelineAsset, list[dg.AssetMaterialization]] = {}
+        self._planned = planned
+        self._materialized: dict[PipelineAsset, dict[str, Mapping[str, MetadataValue]]] = {}
+        self._not_materialized: dict[PipelineAsset, list[dg.AssetObservation]] = {}
         self._pending_calls = 0
         self._oldest_pending = 0.0
 
-    def add(self, call_id: UUID, materialized: Mapping[PipelineAsset, Mapping[str, MetadataValue]]) -> None:
+    def add(self, outcome: CallOutcome) -> None:
         if not self._pending_calls:
             self._oldest_pending = time.monotonic()
         self._pending_calls += 1
-        for asset, metadata in materialized.items():
-            self._pending.setdefault(asset, []).append(
-                dg.AssetMaterialization(
+        call = str(outcome.call_id)
+        if outcome.succeeded:
+            for asset, metadata in outcome.materialized.items():
+                self._materialized.setdefault(asset, {})[call] = metadata
+        for asset, reason in outcome.not_materialized(self._planned.assets).items():
+            failure = outcome.error_code or outcome.retry_of
+            self._not_materialized.setdefault(asset, []).append(
+                dg.AssetObservation(
                     asset_key=asset.value,
-                    partition=str(call_id),
-                    metadata=dict(metadata),
-                    # so that the UI's staleness markers compare against the code that produced it
-                    tags={CODE_VERSION_TAG: _CODE_VERSIONS[asset]} if asset in _CODE_VERSIONS else None,
+                    partition=call,
+                    description=f"not materialized: {reason}",
+                    metadata={
+                        "not_materialized": str(reason),
+                        **({"call_error_code": str(failure)} if failure else {}),
+                    },
                 )
             )
         if (
@@ -133,17 +157,48 @@ class MaterializationLog:
 
     def flush(self) -> None:
         step = self._context._step_execution_context
-        for materializations in self._pending.values():
-            # one batch per asset: storage updates an asset's latest record from a batch's last event
-            batch_id = generate_event_batch_id()
-            for index, materialization in enumerate(materializations):
-                is_last = index == len(materializations) - 1
-                event = DagsterEvent.asset_materialization(
-                    step, materialization, DagsterEventBatchMetadata(batch_id, is_last)
-                )
-                self._context._events.append(event)
-        self._pending.clear()
+        for asset in PipelineAsset:  # dependency order: an upstream batch is stored before it is pointed at
+            if by_call := self._materialized.get(asset):
+                materializations = self._with_provenance(asset, by_call)
+                _log_batch(step, materializations, DagsterEvent.asset_materialization, self._context)
+            if observations := self._not_materialized.get(asset):
+                _log_batch(step, observations, DagsterEvent.asset_observation, self._context)
+        self._materialized.clear()
+        self._not_materialized.clear()
         self._pending_calls = 0
+
+    def _with_provenance(
+        self, asset: PipelineAsset, by_call: Mapping[str, Mapping[str, MetadataValue]]
+    ) -> list[dg.AssetMaterialization]:
+        calls = list(by_call)
+        upstream = {dep: latest_versions(self._context.instance, dep, calls) for dep in sorted(asset.upstream)}
+        # As Dagster does: an asset without a code version gets a new one (the run id) every run.
+        code_version = _CODE_VERSIONS.get(asset, self._context.run_id)
+        return [
+            dg.AssetMaterialization(
+                asset_key=asset.value,
+                partition=call,
+                metadata=dict(metadata),
+                tags=provenance_tags(code_version, {dep: versions[call] for dep, versions in upstream.items()}),
+            )
+            for call, metadata in by_call.items()
+        ]
+
+
+_Event = TypeVar("_Event", dg.AssetMaterialization, dg.AssetObservation)
+
+
+def _log_batch(
+    step: StepExecutionContext,
+    events: Sequence[_Event],
+    to_dagster_event: Callable[[StepExecutionContext, _Event, DagsterEventBatchMetadata], DagsterEvent],
+    context: dg.OpExecutionContext,
+) -> None:
+    """One batch per asset: storage updates an asset's latest record from a batch's last event."""
+    batch_id = generate_event_batch_id()
+    for index, event in enumerate(events):
+        dagster_event = to_dagster_event(step, event, DagsterEventBatchMetadata(batch_id, index == len(events) - 1))
+        context._events.append(dagster_event)
 
 
 def record_calls(
@@ -152,11 +207,12 @@ def record_calls(
     call_ids: Sequence[UUID],
     selection: StageSelection,
 ) -> BatchTally:
-    """Run the calls and log one materialization per (asset, succeeded call) as calls finish."""
+    """Run the calls; as calls finish, log one materialization per (asset, succeeded call) and one
+    observation per planned asset a call did not produce."""
     batch_tag = context.run.tags.get(BATCH_TAG)
     batch_id = UUID(batch_tag) if batch_tag else None
     tally = BatchTally()
-    materializations = MaterializationLog(context)
+    events = MaterializationLog(context, selection)
     try:
         # A pickup batch, or a relaunch of one, only finishes what is still queued; a run launched by
         # hand (no batch) may reprocess finished calls: the operator's explicit choice.
@@ -165,10 +221,9 @@ def record_calls(
         )
         for outcome in outcomes:
             tally.count(outcome)
-            if outcome.succeeded:
-                materializations.add(outcome.call_id, outcome.materialized)
+            events.add(outcome)
     finally:
-        materializations.flush()
+        events.flush()
     context.log.info(f"batch done: {tally.summary(len(call_ids))}")
     return tally
 
@@ -188,27 +243,48 @@ def materialize_calls(
     pipeline: PipelineResource,
     call_keys: Sequence[str],
     selection: StageSelection,
-) -> None:
-    """Run one batch of calls given by partition key; fail at the end if any call failed."""
-    call_ids = [_call_id(key) for key in call_keys]
-    fail_if_any_failed(record_calls(context, pipeline, call_ids, selection), len(call_ids))
+) -> BatchTally:
+    """Run one batch of calls given by partition key (all of them calls, or none runs)."""
+    call_ids = refuse_unknown_calls(pipeline, call_keys)
+    return record_calls(context, pipeline, call_ids, selection)
 
 
-def _call_id(partition_key: str) -> UUID:
-    try:
-        return UUID(partition_key)
-    except ValueError:
-        raise dg.Failure(description=f"partition key {partition_key!r} is not a call id") from None
+def refuse_unknown_calls(pipeline: PipelineResource, call_keys: Sequence[str]) -> list[UUID]:
+    """The call ids behind the keys; any key that is no call fails the run before anything changes."""
+    call_ids: dict[str, UUID] = {}
+    for key in call_keys:
+        with contextlib.suppress(ValueError):
+            call_ids[key] = UUID(key)
+    known = pipeline.known_calls(list(call_ids.values()))
+    unknown = [key for key in call_keys if call_ids.get(key) not in known]
+    if unknown:
+        shown = ", ".join(repr(key) for key in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+        raise dg.Failure(
+            description=(
+                f"{len(unknown)} of {len(call_keys)} partition keys are not calls ({shown}); nothing was run. "
+                "A partition of the calls assets is a call id, created when the call is enqueued: "
+                "a key added by hand (the Materialize dialog's 'Add a partition') is no call."
+            ),
+            metadata={"unknown_partition_keys": len(unknown)},
+        )
+    return [call_ids[key] for key in call_keys]
 
 
 @dg.multi_asset(
     name="call_pipeline",
     specs=CALL_ASSET_SPECS,
+    check_specs=STORED_ARTIFACTS_CHECKS,
     can_subset=True,
     description="Carries each call of the run's partitions through the selected stages.",
 )
-def call_pipeline(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> Iterator[dg.Output[None]]:
-    selection = StageSelection.of(key.path[-1] for key in context.selected_asset_keys)
-    materialize_calls(context.op_execution_context, pipeline, context.partition_keys, selection)
-    # Materializations were logged per (asset, call) above; the multi-asset itself has no outputs.
-    yield from ()
+def call_pipeline(context: dg.AssetExecutionContext, pipeline: PipelineResource):  # no return annotation:
+    # Dagster would read it as the outputs. Materializations are logged per (asset, call) as calls finish;
+    # the selected checks run after the calls (so whenever their asset was materialized) and before a
+    # failed call fails the step.
+    tally = None
+    if context.selected_asset_keys:
+        selection = StageSelection.of(key.path[-1] for key in context.selected_asset_keys)
+        tally = materialize_calls(context.op_execution_context, pipeline, context.partition_keys, selection)
+    yield from stored_artifacts_results(pipeline, context.selected_asset_check_keys)
+    if tally is not None:
+        fail_if_any_failed(tally, len(context.partition_keys))

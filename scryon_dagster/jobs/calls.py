@@ -3,7 +3,7 @@ calls, and re-derivation of normalization + analysis from stored raw artifacts."
 
 import dagster as dg
 
-from scryon_dagster.assets.calls import call_pipeline, materialize_calls
+from scryon_dagster.assets.calls import call_pipeline, fail_if_any_failed, materialize_calls
 from scryon_dagster.pipeline.outcomes import PipelineAsset, StageSelection
 from scryon_dagster.resources import PipelineResource
 
@@ -43,7 +43,7 @@ def process_listed_calls_op(
         selection = StageSelection.of(config.assets)
     except ValueError:
         raise dg.Failure(description=f"assets must be among {[a.value for a in PipelineAsset]}") from None
-    materialize_calls(context, pipeline, config.call_ids, selection)
+    fail_if_any_failed(materialize_calls(context, pipeline, config.call_ids, selection), len(config.call_ids))
 
 
 @dg.job(

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from uuid import UUID
 
-from scryon_dagster.domain.calls import ArtifactType
+from scryon_dagster.domain.calls import ArtifactType, Stage
 
 MetadataValue = str | int | float | bool | None
 
@@ -31,6 +31,11 @@ class PipelineAsset(StrEnum):
         """The assets this one is computed from."""
         return _UPSTREAM[self]
 
+    @property
+    def stages(self) -> frozenset[Stage]:
+        """The stages whose skip or failure leaves this asset unproduced."""
+        return _STAGES[self]
+
 
 _ARTIFACT_TYPES = {
     PipelineAsset.DIARIZATION: ArtifactType.DIARIZATION_JSON,
@@ -44,6 +49,28 @@ _UPSTREAM = {
     PipelineAsset.NORMALIZED_TRANSCRIPT: frozenset({PipelineAsset.DIARIZATION, PipelineAsset.RAW_TRANSCRIPT}),
     PipelineAsset.ANALYSIS: frozenset({PipelineAsset.NORMALIZED_TRANSCRIPT}),
 }
+_STAGES = {
+    PipelineAsset.DIARIZATION: frozenset({Stage.DIARIZED}),
+    PipelineAsset.RAW_TRANSCRIPT: frozenset({Stage.TRANSCRIBED}),
+    PipelineAsset.NORMALIZED_TRANSCRIPT: frozenset(
+        {Stage.TRANSCRIPT_ALIGNED, Stage.TRANSCRIPT_NORMALIZED, Stage.SPEAKER_REFINED}
+    ),
+    PipelineAsset.ANALYSIS: frozenset({Stage.ANALYZED}),
+}
+
+
+class NotMaterialized(StrEnum):
+    """Reason codes for a planned asset a call did not produce, besides the stages' own skip reasons
+    (``disabled``, ``audio_too_long``, ...) and failure codes (``lemonfox_rate_limited``, ...)."""
+
+    UPSTREAM_FAILED = "upstream_failed"
+    """An asset it is computed from failed for this call."""
+    CALL_FAILED = "call_failed"
+    """Produced, or not reached, but the call failed later: a failed call records no output."""
+    RETRY_PENDING = "retry_pending"
+    """The call went back to the queue for an automatic retry; the retry's run materializes it."""
+    NOT_RUN = "not_run"
+    """The call finished without running this stage and no stage said why (e.g. its audio expired)."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +116,8 @@ class CallOutcome:
     materialized: Mapping[PipelineAsset, Mapping[str, MetadataValue]] = field(default_factory=dict)
     retry_of: str | None = None
     left_alone: str | None = None
+    stage_reasons: Mapping[Stage, str] = field(default_factory=dict)
+    """The last skip reason or failure code of each stage that was skipped or failed (soft or hard)."""
 
     @property
     def succeeded(self) -> bool:
@@ -97,3 +126,29 @@ class CallOutcome:
     @property
     def failed(self) -> bool:
         return self.error_code is not None
+
+    def not_materialized(self, planned: Iterable[PipelineAsset]) -> dict[PipelineAsset, str]:
+        """Why each planned asset has no materialization for this call, as a reason code: the stage's
+        own skip reason or failure code, else one of ``NotMaterialized``, else the run's reason for
+        leaving the call alone."""
+        reasons: dict[PipelineAsset, str] = {}
+        failed: set[PipelineAsset] = set()
+        for asset in PipelineAsset:  # dependency order, so that a failure reaches what derives from it
+            if asset not in planned or (self.succeeded and asset in self.materialized):
+                continue
+            own = next((self.stage_reasons[stage] for stage in asset.stages if stage in self.stage_reasons), None)
+            failure_code = self.error_code or self.retry_of
+            if own is not None and own == failure_code:
+                failed.add(asset)
+            if own is not None:
+                reasons[asset] = own
+            elif asset.upstream & failed:
+                failed.add(asset)
+                reasons[asset] = NotMaterialized.UPSTREAM_FAILED.value
+            elif self.error_code is not None:
+                reasons[asset] = NotMaterialized.CALL_FAILED.value
+            elif self.retry_of is not None:
+                reasons[asset] = NotMaterialized.RETRY_PENDING.value
+            else:
+                reasons[asset] = self.left_alone or NotMaterialized.NOT_RUN.value
+        return reasons

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from uuid import UUID
 
 from scryon_dagster.adapters.audio import AudioPreprocessor, PreprocessedAudio
@@ -201,12 +201,12 @@ class CallPipeline:
             if work.awaiting_callback:
                 if not self.callbacks.hand_off(call.id, attempt=claim.attempt):
                     return CallOutcome(claim.call_id, error_code=self._why_not_handed_off(call.id))
-                return CallOutcome(claim.call_id, materialized=materialized)
+                return CallOutcome(claim.call_id, materialized=materialized, stage_reasons=log.reasons)
             if not self.move(work, (CallStatus.TRANSCRIBING, CallStatus.ANALYZING), CallStatus.COMPLETED):
                 return CallOutcome(claim.call_id, error_code="superseded")
-            return CallOutcome(claim.call_id, materialized=materialized)
+            return CallOutcome(claim.call_id, materialized=materialized, stage_reasons=log.reasons)
         except StageFailure as failure:
-            return self._settle_failure(claim, failure.code)
+            return replace(self._settle_failure(claim, failure.code), stage_reasons=log.reasons)
         except DatabaseUnavailableError:
             return self._settle_failure(claim, ErrorCode.DATABASE_UNAVAILABLE)
         except ObjectStoreUnavailableError:

@@ -47,6 +47,8 @@ class StageLog:
         self.call_id = call_id
         self.user_id = user_id
         self._sink = sink
+        self.reasons: dict[Stage, str] = {}
+        """Each skipped or failed stage's last reason or error code (why an output may be missing)."""
 
     @contextmanager
     def stage(self, stage: Stage, *, provider: str | None = None) -> Iterator[StageHandle]:
@@ -84,6 +86,8 @@ class StageLog:
         error_message: str | None = None,
         duration_ms: int | None = None,
     ) -> None:
+        if reason := error_code or error_message:
+            self.reasons[stage] = reason
         self._sink(
             ProcessingEvent(
                 call_id=self.call_id,
@@ -102,14 +106,15 @@ class StageLog:
 class BatchBookkeeping:
     """A batch's background writer: stage events reach the database within ``EVENT_FLUSH_SECONDS`` of
     happening (so a call in flight, or in a run that dies, shows its trail) in one insert for the whole
-    batch, and the calls in flight heartbeat every ``HEARTBEAT_SECONDS`` (the stale sweep reads it).
+    batch, and the calls in flight heartbeat every ``HEARTBEAT_SECONDS`` (crash recovery and the stale sweep read it).
 
     A write that fails (the database away for longer than its retries) is tried again at the next
     round; the events still unwritten when the batch ends are written then, or logged as lost.
     """
 
     EVENT_FLUSH_SECONDS = 0.5
-    HEARTBEAT_SECONDS = 60.0
+    HEARTBEAT_SECONDS = 10.0
+    """Often enough that a call silent for a few heartbeats is known to have lost its run."""
 
     def __init__(self, db: CallDatabase, in_flight: Iterable[UUID]) -> None:
         self._db = db
