@@ -34,6 +34,7 @@ from scryon_dagster.partitions import BATCH_TAG, CALLS_PARTITIONS, RETRIES_TAG, 
 from scryon_dagster.pipeline.callbacks import RESUME_SELECTION
 from scryon_dagster.pipeline.outcomes import PipelineAsset, StageSelection
 from scryon_dagster.pipeline.settle import IN_FLIGHT, Settlement, settle_failure
+from scryon_dagster.pipeline.stages import BatchBookkeeping
 from scryon_dagster.resources import CallDatabaseResource, SettingsResource
 from scryon_dagster.settings import Settings, load_settings
 
@@ -41,6 +42,8 @@ from scryon_dagster.settings import Settings, load_settings
 CLAIM_GRACE = timedelta(seconds=90)
 # How often an idle tick looks for newly queued calls (one indexed query each).
 IDLE_POLL_SECONDS = 0.25
+# A call mid-flight this long without a heartbeat, whose run has finished, lost its run.
+ORPHANED_AFTER = timedelta(seconds=3 * BatchBookkeeping.HEARTBEAT_SECONDS)
 
 
 def release_unstarted(db: CallDatabase, batch_id: UUID, settings: Settings) -> ClaimRelease:
@@ -146,7 +149,13 @@ def queued_calls_sensor(
 ) -> dg.SensorResult | dg.SkipReason:
     db = database.db
     settings = config.settings
-    stranded = release_stranded_claims(context.instance, db, settings, datetime.now(UTC))
+    now = datetime.now(UTC)
+    stranded = release_stranded_claims(context.instance, db, settings, now)
+    orphans = recover_orphaned_calls(context.instance, db, settings, now)
+    if orphans.requeued or orphans.failed:
+        context.log.info(
+            f"calls whose run died: {orphans.requeued} re-queued for a retry, {orphans.failed} failed (run_crashed)"
+        )
     flags = EffectiveFlags.resolve(settings.flag_defaults, db.get_feature_flags())
     # planned only when it can run (a duration past the guard is skipped by the pipeline, with its reason)
     diarizes = (
@@ -197,9 +206,9 @@ def claim_batch(
     monitored_jobs=[process_calls_job, process_listed_calls_job],
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        "Safety net for failed runs: calls a dead run held mid-flight go back to the queue (run_crashed, "
-        "retried like any transient failure), calls it finished but did not report reach Dagster, and "
-        "calls it never started go back to the pickup (launch_failed after too many tries)."
+        "Safety net for failed runs: calls a run completed but died before reporting reach Dagster, and calls "
+        "it never started go back to the pickup (launch_failed after too many tries). Its calls left mid-flight "
+        "are re-queued by the QUEUED sensor once they stop heartbeating."
     ),
 )
 def crashed_batch_sensor(
@@ -207,53 +216,58 @@ def crashed_batch_sensor(
 ) -> None:
     run = context.dagster_run
     batch_id = UUID(run.tags.get(BATCH_TAG) or run.run_id)
-    recovery = recover_crashed_run(database.db, UUID(run.run_id), batch_id, config.settings)
-    reported = report_unrecorded_completions(context.instance, run, database.db, recovery.completed)
+    db = database.db
+    completed = [call for call in db.calls_held_by(UUID(run.run_id)) if call.status is CallStatus.COMPLETED]
+    reported = report_unrecorded_completions(context.instance, run, db, completed)
+    unstarted = release_unstarted(db, batch_id, config.settings)
     context.log.info(
-        f"run {run.run_id} (batch {batch_id}): {recovery.requeued} mid-flight calls re-queued, "
-        f"{recovery.failed} failed (run_crashed, no retries left), {reported} finished calls reported to Dagster, "
-        f"{recovery.unstarted.released} unstarted calls given back, {recovery.unstarted.failed} failed (launch_failed)"
+        f"run {run.run_id} (batch {batch_id}): {reported} finished calls reported to Dagster, "
+        f"{unstarted.released} unstarted calls given back, {unstarted.failed} failed (launch_failed)"
     )
 
 
 @dataclass(frozen=True)
-class CrashRecovery:
+class OrphanRecovery:
     requeued: int
     failed: int
-    completed: list[CallRecord]
-    """Calls the run held that are COMPLETED in the call database."""
-    unstarted: ClaimRelease
 
 
-def recover_crashed_run(db: CallDatabase, run_id: UUID, batch_id: UUID, settings: Settings) -> CrashRecovery:
-    """Settle the calls the failed run still held mid-flight as a transient ``run_crashed`` failure;
-    give its batch's never-started calls back.
+def recover_orphaned_calls(
+    instance: dg.DagsterInstance, db: CallDatabase, settings: Settings, now: datetime
+) -> OrphanRecovery:
+    """Settle the calls whose run died under them as a transient ``run_crashed`` failure (an automatic
+    retry while retries last).
 
-    A run holds the calls it took (claim = its run id; delivered callbacks resumed by a batch are held by
-    the batch), so calls another run took since, or that finished, are never touched."""
+    A call is orphaned when it is mid-flight, silent (no status move, no heartbeat) for ``ORPHANED_AFTER``,
+    and held by a run that has finished (or that Dagster does not know). A run Dagster marks failed while
+    its worker still lives (a missed start or heartbeat under load) keeps its calls: they heartbeat."""
+    silent_since = now - ORPHANED_AFTER
     settled: Counter[Settlement] = Counter()
-    completed = []
-    held = {call.id: call for holder in {run_id, batch_id} for call in db.calls_held_by(holder)}
-    for call in held.values():
-        if call.status in IN_FLIGHT:
-            settled[
-                settle_failure(
-                    db,
-                    settings.retry_policy,
-                    call_id=call.id,
-                    attempt=call.attempt,
-                    retry_count=call.retry_count,
-                    code=ErrorCode.RUN_CRASHED,
-                )
-            ] += 1
-        elif call.status is CallStatus.COMPLETED:
-            completed.append(call)
-    return CrashRecovery(
-        requeued=settled[Settlement.RETRY],
-        failed=settled[Settlement.FAILED],
-        completed=completed,
-        unstarted=release_unstarted(db, batch_id, settings),
-    )
+    for holder in db.silent_in_flight_holders(silent_since):
+        if not _holder_finished(instance, holder):
+            continue
+        for call in db.calls_held_by(holder):
+            if call.status in IN_FLIGHT and call.updated_at < silent_since:
+                settled[
+                    settle_failure(
+                        db,
+                        settings.retry_policy,
+                        call_id=call.id,
+                        attempt=call.attempt,
+                        retry_count=call.retry_count,
+                        code=ErrorCode.RUN_CRASHED,
+                    )
+                ] += 1
+    return OrphanRecovery(requeued=settled[Settlement.RETRY], failed=settled[Settlement.FAILED])
+
+
+def _holder_finished(instance: dg.DagsterInstance, holder: UUID) -> bool:
+    """A run holds the calls it took under its run id; delivered callbacks resumed by a batch are held by
+    the batch id, whose runs carry it as a tag."""
+    run = instance.get_run_by_id(str(holder))
+    if run is not None:
+        return run.is_finished
+    return all(run.is_finished for run in instance.get_runs(filters=dg.RunsFilter(tags={BATCH_TAG: str(holder)})))
 
 
 def report_unrecorded_completions(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 import dagster as dg
@@ -12,12 +13,17 @@ import psycopg
 import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from scryon_dagster.adapters.db.records import ClaimRelease, NewCall
+from scryon_dagster.adapters.db.records import NewCall
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.domain.calls import CallStatus
 from scryon_dagster.partitions import BATCH_TAG, RETRIES_TAG, RUN_KIND_TAG, calls_partitions
 from scryon_dagster.resources import CallDatabaseResource, SettingsResource
-from scryon_dagster.sensors.queued_calls import queued_calls_sensor, recover_crashed_run
+from scryon_dagster.sensors.queued_calls import (
+    ORPHANED_AFTER,
+    OrphanRecovery,
+    queued_calls_sensor,
+    recover_orphaned_calls,
+)
 from scryon_dagster.settings import load_settings
 
 
@@ -267,44 +273,51 @@ def test_a_call_whose_runs_never_start_fails_after_its_last_pickup_instead_of_lo
     assert (call.status, call.error_reason) == (CallStatus.FAILED, "launch_failed")
 
 
-def test_a_crashed_run_requeues_its_mid_flight_calls_for_a_retry_and_gives_back_the_unstarted_ones(
+def _live_run(instance: dg.DagsterInstance, run_id: UUID) -> None:
+    instance.add_run(
+        dg.DagsterRun(job_name="process_listed_calls", run_id=str(run_id), status=dg.DagsterRunStatus.STARTED)
+    )
+
+
+def test_calls_whose_run_died_are_requeued_for_a_retry_once_silent_and_a_live_runs_calls_are_not(
     db: CallDatabase, instance: dg.DagsterInstance, resources: dict[str, dg.ConfigurableResource]
 ) -> None:
-    mid_flight, finished, never_started, other_runs = _queue(db, 4)
+    orphaned, finished, live = _queue(db, 3)
     (request,) = _tick(instance, resources)
     batch = UUID(request.tags[BATCH_TAG])
-    run_id, relaunch_id = uuid4(), uuid4()
-    db.begin_processing([mid_flight, finished], batch_id=batch, run_id=run_id)
+    dead_run, live_run = uuid4(), uuid4()
+    db.begin_processing([orphaned, finished], batch_id=batch, run_id=dead_run)
     db.transition(finished, CallStatus.TRANSCRIBING, CallStatus.COMPLETED)
-    # a relaunch of the same batch holds a call of its own: the dead run's recovery must not touch it
-    db.begin_processing([other_runs], batch_id=batch, run_id=relaunch_id)
-
+    # a relaunch of the same batch, alive, holds a call of its own (even when Dagster's view of it lags)
+    db.begin_processing([live], batch_id=batch, run_id=live_run)
+    _live_run(instance, live_run)
     settings = load_settings()
-    recovery = recover_crashed_run(db, run_id, batch, settings)
-    assert (recovery.requeued, recovery.failed) == (1, 0)
-    assert [call.id for call in recovery.completed] == [finished]
-    assert recovery.unstarted == ClaimRelease(released=1, failed=0)
 
-    calls = db.get_calls([mid_flight, finished, never_started, other_runs])
-    assert (calls[mid_flight].status, calls[mid_flight].retry_count) == (CallStatus.QUEUED, 1)
-    assert calls[mid_flight].retry_after is not None
+    not_yet = recover_orphaned_calls(instance, db, settings, datetime.now(UTC))
+    later = datetime.now(UTC) + ORPHANED_AFTER + timedelta(seconds=1)
+    recovered = recover_orphaned_calls(instance, db, settings, later)
+
+    assert (not_yet.requeued, not_yet.failed) == (0, 0)  # still heartbeating, as far as anyone knows
+    assert (recovered.requeued, recovered.failed) == (1, 0)
+    calls = db.get_calls([orphaned, finished, live])
+    assert (calls[orphaned].status, calls[orphaned].retry_count) == (CallStatus.QUEUED, 1)
+    assert calls[orphaned].retry_after is not None
     assert calls[finished].status is CallStatus.COMPLETED
-    assert (calls[never_started].status, calls[never_started].claim_id) == (CallStatus.QUEUED, None)
-    assert (calls[other_runs].status, calls[other_runs].claim_id) == (CallStatus.TRANSCRIBING, relaunch_id)
-    # a second failure event changes nothing
-    again = recover_crashed_run(db, run_id, batch, settings)
-    assert (again.requeued, again.failed, again.unstarted) == (0, 0, ClaimRelease(released=0, failed=0))
+    assert (calls[live].status, calls[live].claim_id) == (CallStatus.TRANSCRIBING, live_run)
+    # recovering again changes nothing
+    assert recover_orphaned_calls(instance, db, settings, later) == OrphanRecovery(requeued=0, failed=0)
 
 
-def test_a_crashed_run_fails_a_call_that_has_used_its_retries(
+def test_a_call_whose_run_died_fails_once_it_has_used_its_retries(
     db: CallDatabase, instance: dg.DagsterInstance, resources: dict[str, dg.ConfigurableResource]
 ) -> None:
     (call_id,) = _queue(db, 1)
     (request,) = _tick(instance, resources)
-    run_id = uuid4()
-    db.begin_processing([call_id], batch_id=UUID(request.tags[BATCH_TAG]), run_id=run_id)
+    db.begin_processing([call_id], batch_id=UUID(request.tags[BATCH_TAG]), run_id=uuid4())
 
-    recovery = recover_crashed_run(db, run_id, UUID(request.tags[BATCH_TAG]), load_settings(scryon_call_max_retries=0))
+    recovery = recover_orphaned_calls(
+        instance, db, load_settings(scryon_call_max_retries=0), datetime.now(UTC) + 2 * ORPHANED_AFTER
+    )
 
     assert (recovery.requeued, recovery.failed) == (0, 1)
     call = db.get_call(call_id)

@@ -384,6 +384,16 @@ class CallDatabase:
 
         return self.run(requeue)
 
+    def silent_in_flight_holders(self, silent_since: datetime) -> list[UUID]:
+        """The holders (run or batch ids) of calls mid-flight that have shown no sign of life (a status
+        move or a heartbeat) since ``silent_since``."""
+        rows = self.query(
+            "SELECT DISTINCT claim_id FROM call_records "
+            "WHERE status IN ('TRANSCRIBING', 'ANALYZING') AND claim_id IS NOT NULL AND updated_at < %s",
+            (silent_since,),
+        )
+        return [row["claim_id"] for row in rows]
+
     def calls_held_by(self, holder_id: UUID) -> list[CallRecord]:
         """The calls whose claim is ``holder_id``: a pickup batch's claimed calls, or a run's taken ones."""
         rows = self.query(f"SELECT {_CALL_COLUMNS} FROM call_records WHERE claim_id = %s", (holder_id,))
@@ -654,25 +664,42 @@ class CallDatabase:
 
     def get_voice_profile(self, user_id: UUID) -> VoiceProfile | None:
         rows = self.query(
-            "SELECT user_id, provider, model, embedding_json FROM user_voice_profiles WHERE user_id = %s",
+            "SELECT user_id, provider, model, embedding_json, consent_version, sample_duration_seconds, "
+            "created_at, updated_at FROM user_voice_profiles WHERE user_id = %s",
             (user_id,),
         )
         return VoiceProfile(**rows[0]) if rows else None
 
     def save_voice_profile(
-        self, user_id: UUID, *, provider: str, model: str | None, embedding_json: object, consent_version: str
-    ) -> None:
-        self.query(
+        self,
+        user_id: UUID,
+        *,
+        provider: str,
+        model: str | None,
+        embedding_json: object,
+        consent_version: str,
+        sample_duration_seconds: float | None = None,
+    ) -> VoiceProfile:
+        """Create the user's profile, or replace it (at most one per user); the stored row."""
+        rows = self.query(
             """
-            INSERT INTO user_voice_profiles (user_id, provider, model, embedding_json, consent_version)
-            VALUES (%s, %s, %s, %s, %s)
+            INSERT INTO user_voice_profiles
+                (user_id, provider, model, embedding_json, consent_version, sample_duration_seconds)
+            VALUES (%s, %s, %s, %s, %s, %s)
             ON CONFLICT (user_id) DO UPDATE
                 SET provider = EXCLUDED.provider, model = EXCLUDED.model,
                     embedding_json = EXCLUDED.embedding_json, consent_version = EXCLUDED.consent_version,
-                    updated_at = now()
+                    sample_duration_seconds = EXCLUDED.sample_duration_seconds, updated_at = now()
+            RETURNING user_id, provider, model, embedding_json, consent_version, sample_duration_seconds,
+                      created_at, updated_at
             """,
-            (user_id, provider, model, Jsonb(embedding_json), consent_version),
+            (user_id, provider, model, Jsonb(embedding_json), consent_version, sample_duration_seconds),
         )
+        return VoiceProfile(**rows[0])
+
+    def delete_voice_profile(self, user_id: UUID) -> bool:
+        """Whether the user had a profile (it is gone either way)."""
+        return bool(self.query("DELETE FROM user_voice_profiles WHERE user_id = %s RETURNING id", (user_id,)))
 
 
 def claimed_call(row: dict[str, Any]) -> ClaimedCall:
