@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The project's two entry points, each doing all of its own set-up from a clean clone:
-#   ./run.sh demo   the pipeline on the embedded default (PostgreSQL, local storage, provider SIMULATOR)
-#                   processing the sample calls, with the Dagster UI on http://127.0.0.1:3000
-#   ./run.sh test   lint, type check and the whole test suite (real PostgreSQL, S3 server, ffmpeg, simulator)
+#   ./run.sh demo [--port N] [--no-ui]
+#                   the pipeline on the embedded default (PostgreSQL, local storage, provider SIMULATOR)
+#                   processing the sample calls, with the Dagster UI on http://127.0.0.1:3000 (or port N)
+#   ./run.sh test   lint, type check and the whole test suite (real PostgreSQL, S3 server, ffmpeg, simulator;
+#                   the browser test when Debian's chromium is on PATH)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
@@ -44,6 +46,9 @@ case "${1:-}" in
     .venv/bin/ruff check .
     .venv/bin/ruff format --check .
     .venv/bin/mypy scryon_dagster
+    if ! command -v chromium >/dev/null 2>&1; then
+      echo "run.sh: no chromium on PATH: the browser test (tests/browser/) is SKIPPED; apt-get install chromium to run it" >&2
+    fi
     exec .venv/bin/pytest "$@"
     ;;
   *)

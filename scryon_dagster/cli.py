@@ -77,9 +77,12 @@ def cmd_simulator(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
-    from scryon_dagster.demo import run_demo
+    from scryon_dagster.demo import DemoError, run_demo
 
-    run_demo(settings, ui_port=args.port, open_ui=not args.no_ui)
+    try:
+        run_demo(settings, ui_port=args.port, open_ui=not args.no_ui)
+    except DemoError as exc:
+        raise CliError(str(exc)) from None
 
 
 def cmd_api(args: argparse.Namespace, settings: Settings) -> None:
@@ -96,8 +99,8 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> None:
     from scryon_dagster.adapters.db.embedded import start_embedded_postgres, stop_embedded_postgres
 
     if args.action == "stop":
-        stop_embedded_postgres(settings.scryon_embedded_pg_dir)
-        print("embedded PostgreSQL stopped")
+        stopped = stop_embedded_postgres(settings.scryon_embedded_pg_dir, force=args.force)
+        print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
     else:
         print(start_embedded_postgres(settings.scryon_embedded_pg_dir))
 
@@ -182,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulator.set_defaults(handler=cmd_simulator)
 
     demo = commands.add_parser("demo", help="embedded database + simulator + sample calls + Dagster UI")
-    demo.add_argument("--port", type=int, default=3000, help="Dagster UI port")
+    demo.add_argument("--port", type=int, default=3000, help="Dagster UI port (default 3000; must be free)")
     demo.add_argument("--no-ui", action="store_true", help="process the samples without the UI, then exit")
     demo.set_defaults(handler=cmd_demo)
 
@@ -209,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = commands.add_parser("db", help="the embedded default PostgreSQL server")
     db.add_argument("action", choices=["start", "stop"])
+    db.add_argument("--force", action="store_true", help="stop even while a demo or API process uses the server")
     db.set_defaults(handler=cmd_db)
     return parser
 

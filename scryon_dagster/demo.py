@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ from pathlib import Path
 from uuid import UUID
 
 from scryon_dagster.adapters.audio_probe import AudioProbe
-from scryon_dagster.adapters.db.embedded import resolve_database_url
+from scryon_dagster.adapters.db.embedded import is_embedded_postgres_running, resolve_database_url
 from scryon_dagster.adapters.db.migrate import upgrade_to_head
 from scryon_dagster.adapters.db.records import NewCall
 from scryon_dagster.adapters.db.repository import CallDatabase
@@ -30,7 +31,45 @@ _LOCAL_INSTANCE_YAML = Path(__file__).with_name("deploy") / "dagster.local.yaml"
 _SIMULATOR_KEY = "simulator-not-a-real-key"
 
 
+class DemoError(RuntimeError):
+    """The demo cannot start; the message says what to do."""
+
+
 def run_demo(settings: Settings, *, ui_port: int, open_ui: bool, wait_seconds: float = 600) -> None:
+    if open_ui:
+        ensure_port_free(ui_port)
+    try:
+        _run_demo(settings, ui_port=ui_port, open_ui=open_ui, wait_seconds=wait_seconds)
+    finally:
+        print(_what_stays_running(settings))
+
+
+def ensure_port_free(port: int, host: str = "127.0.0.1") -> None:
+    """Fail before starting anything when the UI's port is taken: `dagster dev` would only log the error
+    and keep running without a UI."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            raise DemoError(
+                f"port {port} on {host} is already in use (another demo or `dagster dev`?): stop it, "
+                f"or choose another port with `./run.sh demo --port {port + 1}`"
+            ) from None
+
+
+def _what_stays_running(settings: Settings) -> str:
+    if settings.scryon_database_url:
+        return "demo stopped (Dagster and the SIMULATOR); the database of SCRYON_DATABASE_URL is not the demo's"
+    data_dir = settings.scryon_embedded_pg_dir.resolve()
+    if not is_embedded_postgres_running(data_dir):
+        return "demo stopped: nothing of it is left running"
+    return (
+        f"demo stopped (Dagster and the SIMULATOR); the embedded PostgreSQL ({data_dir}) stays running for the "
+        "next demo, the API and the CLI: `.venv/bin/scryon-dagster db stop` stops it"
+    )
+
+
+def _run_demo(settings: Settings, *, ui_port: int, open_ui: bool, wait_seconds: float) -> None:
     # The demo's children (webserver, daemon, run workers) inherit this process's environment.
     database_url = resolve_database_url(settings.scryon_database_url, settings.scryon_embedded_pg_dir)
     upgrade_to_head(database_url)
@@ -38,6 +77,10 @@ def run_demo(settings: Settings, *, ui_port: int, open_ui: bool, wait_seconds: f
     os.environ["DAGSTER_HOME"] = str(_prepare_dagster_home(settings))
     # every process must find the same artifact directory, whatever its working directory
     os.environ.setdefault("OBJECT_STORAGE_LOCAL_PATH", str(settings.object_storage_local_path.resolve()))
+    if shutil.which(settings.scryon_ffmpeg_path) is None:
+        # the documented fallback, chosen once here rather than warned about by every run
+        os.environ["SCRYON_FFMPEG_PATH"] = _bundled_ffmpeg()
+        print("ffmpeg: the binary of the imageio-ffmpeg wheel (no ffmpeg on PATH)")
 
     with ExitStack() as stack:
         if not _real_providers_configured(settings):
@@ -49,17 +92,44 @@ def run_demo(settings: Settings, *, ui_port: int, open_ui: bool, wait_seconds: f
             print(f"provider SIMULATOR at {simulator.base_url} (no real provider keys set)")
         call_ids = _enqueue_samples(load_settings(), database_url)
         if open_ui:
-            print(f"Dagster UI: http://127.0.0.1:{ui_port}  (Ctrl-C stops everything)")
-            _run_until_interrupted(
-                [_dagster_bin("dagster"), "dev", "-m", DEFINITIONS_MODULE, "-p", str(ui_port), "-h", "127.0.0.1"]
-            )
+            print(f"Dagster UI: http://127.0.0.1:{ui_port}  (Ctrl-C stops Dagster and the SIMULATOR)")
+            _run_until_interrupted(_dagster_dev_command(ui_port))
         else:
-            daemon = subprocess.Popen([_dagster_bin("dagster-daemon"), "run", "-m", DEFINITIONS_MODULE])
+            daemon = subprocess.Popen(
+                [_dagster_bin("dagster-daemon"), "run", "-m", DEFINITIONS_MODULE, "--log-level", "warning"]
+            )
             try:
                 _wait_for_terminal(database_url, call_ids, wait_seconds)
             finally:
                 daemon.terminate()
                 daemon.wait(timeout=30)
+
+
+def _dagster_dev_command(ui_port: int) -> list[str]:
+    """`dagster dev`, quiet: its daemon logs two lines per sensor tick at INFO (every 5 s), and the
+    command warns that `dg dev` supersedes it (`dg` is not installed here). Warnings and errors still show."""
+    return [
+        sys.executable,
+        "-W",
+        "ignore:Function `dev_command` is superseded",
+        "-m",
+        "dagster",
+        "dev",
+        "-m",
+        DEFINITIONS_MODULE,
+        "-p",
+        str(ui_port),
+        "-h",
+        "127.0.0.1",
+        "--log-level",
+        "warning",
+    ]
+
+
+def _bundled_ffmpeg() -> str:
+    import imageio_ffmpeg
+
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
 def _prepare_dagster_home(settings: Settings) -> Path:
@@ -82,6 +152,9 @@ def _simulator_env(base_url: str) -> dict[str, str]:
         "PYANNOTE_API_KEY": _SIMULATOR_KEY,
         "PYANNOTE_ENABLED": "true",
         "SCRYON_DIARIZATION_POLL_INTERVAL_SECONDS": "0.5",
+        # One sample is a three-party call: the two-speaker cap for phone calls would merge two of its
+        # voices (pyannoteAI's maxSpeakers does the same), so the samples are diarized uncapped.
+        "SCRYON_DIARIZATION_HINT_TWO_SPEAKERS": "false",
         "LLM_BASE_URL": f"{base_url}/v1",
         "LLM_API_KEY": _SIMULATOR_KEY,
     }

@@ -1,6 +1,6 @@
-"""The HTTP API as an ASGI app: health, call intake and reads, deletion, reprocessing, and the
-Lemonfox callback webhook. Served by ``scryon-dagster api``; the OpenAPI document is at
-``/api/openapi.json``.
+"""The HTTP API as an ASGI app: health, call intake and reads, deletion, reprocessing and re-analysis,
+the caller's voice profile, and the Lemonfox callback webhook. Served by ``scryon-dagster api``; the
+OpenAPI document is at ``/api/openapi.json``, Swagger UI at ``/api/docs``, ReDoc at ``/api/redoc``.
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 
 from scryon_dagster.adapters.db.embedded import resolve_database_url
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.adapters.identity import IdTokenVerifier
 from scryon_dagster.adapters.object_store import ObjectStore, build_object_store
 from scryon_dagster.api.errors import install_error_handlers
-from scryon_dagster.api.routes import calls, health, webhooks
+from scryon_dagster.api.routes import calls, health, voice_profiles, webhooks
 from scryon_dagster.api.security import Authenticator
 from scryon_dagster.api.services import ApiServices
 from scryon_dagster.settings import Settings
@@ -82,19 +83,21 @@ def create_app(
             if owned_db:
                 database.close()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from the fastapi-offline wheel: the docs pages need no CDN (work offline)
+    app = FastAPIOffline(
         title="Scryon call processing API",
         version=services.version,
         description=(
             "Upload call recordings, poll their processing, read transcripts and analyses. Every route but "
             "health and webhooks acts for the user of the ID token in `Authorization: Bearer <token>` (401 "
             "`auth_missing` / `auth_invalid`, 403 `auth_disabled`); another user's call is 404. An API key "
-            "(`X-API-Key`) names a user only in trusted-service mode, through `X-User-Id`. "
-            "Errors are `{code, message}`."
+            "(`X-API-Key` or `X-Scryon-Api-Key`) names a user only in trusted-service mode, through `X-User-Id`. "
+            'Errors are `{"error": {"code", "message", "details"}}`.'
         ),
         openapi_url="/api/openapi.json",
         docs_url="/api/docs",
-        redoc_url=None,
+        redoc_url="/api/redoc",
+        static_url="/api/docs-static",
         lifespan=lifespan,
     )
     app.state.services = services
@@ -102,13 +105,16 @@ def create_app(
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(webhooks.router)
-    app.include_router(calls.router, dependencies=[Depends(authenticator.dependency())])
+    authenticated = [Depends(authenticator.dependency())]
+    app.include_router(calls.router, dependencies=authenticated)
+    app.include_router(voice_profiles.router, dependencies=authenticated)
     return app
 
 
 def _openapi_document(app: FastAPI) -> Callable[[], dict[str, Any]]:
     """FastAPI's document, made to match what the API does: request validation errors are 400
-    ``{code, message}`` (not FastAPI's default 422 body), and the multipart upload's schemas are listed."""
+    ``validation_failed`` in the error envelope (not FastAPI's default 422 body), and the multipart
+    upload's schemas are listed."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -6,10 +6,11 @@ is found or created from the token's subject, email and name; a user disabled he
 or, with a Firebase service account, in Firebase is refused (403).
 
 ``SCRYON_API_KEY`` holds keys of service callers (one or more, comma-separated, all accepted, so a
-key rotates without downtime), sent as ``X-API-Key: <key>`` or ``Authorization: Bearer <key>`` and
-compared in constant time. A key alone names no user. Only in trusted-service mode
-(``SCRYON_API_TRUSTED_SERVICE=true``, off by default) may a key's caller act for the user named in
-``X-User-Id``. Without any identity provider, local-dev mode acts for the fixed ``local-dev`` user.
+key rotates without downtime), sent as ``X-API-Key: <key>``, ``X-Scryon-Api-Key: <key>`` (the
+reference's header) or ``Authorization: Bearer <key>`` and compared in constant time. A key alone
+names no user. Only in trusted-service mode (``SCRYON_API_TRUSTED_SERVICE=true``, off by default) may
+a key's caller act for the user named in ``X-User-Id``. Without any identity provider, local-dev mode
+acts for the fixed ``local-dev`` user.
 
 Which credentials an app reads is fixed when it starts; the router dependency declares exactly
 those, so the OpenAPI document lists them.
@@ -21,7 +22,7 @@ import hashlib
 import hmac
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
@@ -106,7 +107,8 @@ class Authenticator:
             if not keys:
                 raise ApiConfigurationError(
                     "neither an identity provider (FIREBASE_PROJECT_ID, or SCRYON_OIDC_ISSUER, SCRYON_OIDC_AUDIENCE "
-                    "and SCRYON_OIDC_JWKS_URL) nor SCRYON_API_KEY is set; set one, or start in local-dev mode"
+                    "and SCRYON_OIDC_JWKS_URL) nor SCRYON_API_KEY is set; set one, or on a developer's machine "
+                    "start with `scryon-dagster api --local-dev` (or SCRYON_API_LOCAL_DEV=true)"
                 )
             if not settings.scryon_api_trusted_service:
                 raise ApiConfigurationError(
@@ -142,31 +144,34 @@ class Authenticator:
             bearerFormat="JWT" if self._verifier else None,
             description=_bearer_description(tokens=self._verifier is not None, keys=self._keys is not None),
         )
-        api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="ApiKeyAuth")
         bearer_credential: Any = Depends(bearer_scheme) if self._verifier or self._keys else Depends(_undeclared)
-        api_key_credential: Any = Depends(api_key_scheme) if self._keys else Depends(_undeclared)
+        api_key_credential: Any = self._key_header("X-API-Key", "ApiKeyAuth")
+        scryon_api_key_credential: Any = self._key_header("X-Scryon-Api-Key", "ScryonApiKeyAuth")
         named_user_header: Any = Depends(_named_user) if self._trusted_service else Depends(_undeclared)
 
         def authenticate(
             request: Request,
             bearer: HTTPAuthorizationCredentials | None = bearer_credential,
             api_key: str | None = api_key_credential,
+            scryon_api_key: str | None = scryon_api_key_credential,
             named_user: str | None = named_user_header,
         ) -> None:
-            request.state.user = self.user_for(bearer.credentials if bearer else None, api_key, named_user)
+            presented = [key for key in (api_key, scryon_api_key) if key is not None]
+            request.state.user = self.user_for(bearer.credentials if bearer else None, presented, named_user)
 
         return authenticate
 
-    def user_for(self, bearer: str | None, api_key: str | None, named_user: str | None) -> ApiUser:
-        """The user the credentials stand for. Blocking (database, maybe the issuer's key set)."""
-        if api_key is not None and not self._is_key(api_key):
+    def user_for(self, bearer: str | None, api_keys: Sequence[str], named_user: str | None) -> ApiUser:
+        """The user the credentials stand for (``api_keys``: the keys sent in the key headers, each of
+        which must be valid). Blocking (database, maybe the issuer's key set)."""
+        if any(not self._is_key(key) for key in api_keys):
             raise ApiError(401, AUTH_INVALID, "the API key is not valid", headers=_CHALLENGE)
         bearer_is_key = bearer is not None and self._is_key(bearer)
         if bearer is not None and not bearer_is_key:
             if self._verifier is None:
                 raise ApiError(401, AUTH_INVALID, "the API key is not valid", headers=_CHALLENGE)
             return self._token_user(self._verifier, bearer)
-        service_caller = bearer_is_key or api_key is not None
+        service_caller = bearer_is_key or bool(api_keys)
         if self._keys is not None and not service_caller:
             raise ApiError(401, AUTH_MISSING, "credentials are required", headers=_CHALLENGE)
         if service_caller and self._trusted_service:
@@ -179,6 +184,12 @@ class Authenticator:
             return self._signed_in(LOCAL_DEV_USER)
         message = "an API key names no user: send the user's ID token" if service_caller else "an ID token is required"
         raise ApiError(401, AUTH_MISSING, message, headers=_CHALLENGE)
+
+    def _key_header(self, name: str, scheme_name: str) -> Any:
+        """A key header, declared only when keys are configured."""
+        if self._keys is None:
+            return Depends(_undeclared)
+        return Depends(APIKeyHeader(name=name, auto_error=False, scheme_name=scheme_name))
 
     def _is_key(self, presented: str) -> bool:
         return self._keys is not None and self._keys.accepts(presented)

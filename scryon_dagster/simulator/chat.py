@@ -1,7 +1,11 @@
 """Simulated chat completions: answers that follow the requested JSON schema, with realistic usage.
 
-A ``scryon_analysis`` request gets the domain's sample analysis, built only from the segment ids,
-speaker ids and call id found in the prompt. Any other schema gets its smallest valid instance.
+A ``scryon_analysis`` request gets an analysis of the transcript in the prompt: the domain's sample
+document for the shape (valid for any transcript), its prose replaced by what the transcript says —
+summary and outcome from its opening and closing lines, questions, decisions and action items from the
+lines that ask, agree or commit, each citing its segment and owned by its speaker — so two calls about
+different things get different analyses, as from a real model. Any other schema gets its smallest valid
+instance.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ import hashlib
 import re
 import secrets
 import time
+from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from scryon_dagster.domain.analysis.sample import build_sample_analysis
@@ -18,6 +24,16 @@ ANALYSIS_SCHEMA_NAME = "scryon_analysis"
 _CALL_ID = re.compile(r"\bcallId\"?\s*[:=]\s*\"?([A-Za-z0-9_\-]+)")
 _SEGMENT_ID = re.compile(r"\bseg_\d{4,}\b")
 _SPEAKER_ID = re.compile(r"\bspk_\d+\b")
+# one transcript line of the analysis prompt: ``[seg_0001  00:00-00:04] spk_1 (USER): text``
+_SEGMENT_LINE = re.compile(r"^\[(seg_\d{4,})\s+[\d:.]+-[\d:.]+\]\s+(spk_\d+)\s+\(\w+\):\s*(.+)$", re.MULTILINE)
+_COMMITMENT = re.compile(r"\b(I will|I'll|I can|we will|we'll|I am going to|please send|let me)\b", re.IGNORECASE)
+_AGREEMENT = re.compile(r"\b(that works|sounds good|agreed|deal|let's|works for us|perfect)\b", re.IGNORECASE)
+_INTENTS = (
+    ("email", re.compile(r"\b(send|e-?mail|notes|quote)\b", re.I)),
+    ("meeting", re.compile(r"\b(schedule|meeting|check-in|demo)\b", re.I)),
+    ("call", re.compile(r"\b(call (you|back)|ring)\b", re.I)),
+)
+_TEXT_LIMIT = 160
 _CACHE_MINIMUM_TOKENS = 1024
 _CACHE_INCREMENT_TOKENS = 128
 
@@ -32,11 +48,95 @@ def find_call_id(text: str) -> str | None:
 
 
 def analysis_answer(user_message: str) -> dict[str, Any]:
-    return build_sample_analysis(
+    segments = [_Segment(*match) for match in _SEGMENT_LINE.findall(user_message)]
+    document = build_sample_analysis(
         _unique(_SEGMENT_ID.findall(user_message)),
         _unique(_SPEAKER_ID.findall(user_message)),
         find_call_id(user_message) or "unknown",
     )
+    return _about(document, segments) if segments else document
+
+
+@dataclass(frozen=True)
+class _Segment:
+    id: str
+    speaker: str
+    text: str
+
+
+def _about(document: dict[str, Any], segments: list[_Segment]) -> dict[str, Any]:
+    """The sample document with its prose taken from the transcript's own lines."""
+    opening, closing = segments[0], segments[-1]
+    middle = segments[len(segments) // 2]
+    questions = [segment for segment in segments if segment.text.rstrip().endswith("?")]
+    agreements = [segment for segment in segments if _AGREEMENT.search(segment.text)]
+    commitments = [segment for segment in segments if _COMMITMENT.search(segment.text)]
+    speakers = _unique([segment.speaker for segment in segments])
+    topic = max(segments, key=lambda segment: len(segment.text.split()))
+    document.update(
+        suggestedTitle=_clip(topic.text, 60),
+        oneLineSummary=_clip(f"A call between {len(speakers)} speakers: {topic.text}"),
+        executiveSummary=_clip(f"{opening.text} {topic.text} {closing.text}", 600),
+        executiveSummaryBullets=[
+            {"header": header, "startTimestamp": None, "paragraphs": [_clip(segment.text)]}
+            for header, segment in (("Opening", opening), ("Discussion", middle), ("Closing", closing))
+        ],
+        conversationOutcome=_clip(closing.text),
+        actionItems=[_action_item(document, segment) for segment in commitments],
+        nextSteps=[
+            {
+                "text": _clip(segment.text),
+                "ownerSpeaker": segment.speaker,
+                "when": None,
+                "sourceSegmentIds": [segment.id],
+            }
+            for segment in commitments[:1]
+        ],
+        decisions=[{"text": _clip(segment.text), "sourceSegmentIds": [segment.id]} for segment in agreements],
+        openQuestions=[{"text": _clip(segment.text), "sourceSegmentIds": [segment.id]} for segment in questions],
+        risks=[],
+        numbersAndAmounts=[],
+        tags=_keywords(segments),
+    )
+    return document
+
+
+def _action_item(document: dict[str, Any], segment: _Segment) -> dict[str, Any]:
+    """The sample's action item of the same intent (for its metadata's shape), retold from the line."""
+    intent = next((name for name, pattern in _INTENTS if pattern.search(segment.text)), "task")
+    template = next((item for item in document["actionItems"] if item["intent"] == intent), document["actionItems"][0])
+    title = _clip(segment.text, 80)
+    metadata: dict[str, Any] = {key: None for key in template["intentMetadata"]} | {"attendees": []}
+    if intent == "meeting":
+        metadata.update(title=title, durationMinutes=30)
+    return {
+        **template,
+        "title": title,
+        "description": _clip(segment.text),
+        "intent": intent,
+        "intentMetadata": metadata,
+        "ownerSpeakerId": segment.speaker,
+        "sourceSegmentIds": [segment.id],
+        "sourceText": None,
+    }
+
+
+# words of four letters or more (shorter ones are never keywords) that say nothing about the topic
+_STOPWORDS = frozenset(
+    {"have", "this", "that", "what", "when", "will", "with", "your", "thanks", "thank", "hello", "great", "sounds",
+     "good", "both", "please", "there", "they", "them", "then", "from", "just", "about", "would", "could"}
+)  # fmt: skip
+
+
+def _keywords(segments: list[_Segment]) -> list[str]:
+    words = re.findall(r"[a-z][a-z'-]{3,}", " ".join(segment.text for segment in segments).lower())
+    counts = Counter(word for word in words if word not in _STOPWORDS)
+    return [word for word, _ in counts.most_common(3)]
+
+
+def _clip(text: str, limit: int = _TEXT_LIMIT) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def minimal_instance(schema: dict[str, Any], root: dict[str, Any] | None = None) -> Any:

@@ -6,6 +6,7 @@ runs the server as a dedicated system user, as PostgreSQL requires).
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -47,13 +48,50 @@ def start_embedded_postgres(data_dir: Path) -> str:
     return EmbeddedPostgres(data_dir, keep_running=True).url
 
 
-def stop_embedded_postgres(data_dir: Path) -> None:
-    """Stop the long-lived server of ``data_dir`` if it runs; its data stays."""
+def stop_embedded_postgres(data_dir: Path, *, force: bool = False) -> bool:
+    """Stop the long-lived server of ``data_dir``; its data stays. False when it was not running.
+
+    pgserver stops a server only when its last user lets go, counting users in ``.handle_pids.json``:
+    a user that died without its exit handler (SIGTERM, SIGKILL) stays there for ever, so the pids of
+    dead processes are dropped first. A live user (the demo, the API) keeps the server running unless
+    ``force``: stopping it under them would fail their work.
+    """
     data_dir = data_dir.expanduser().resolve()
-    if not (data_dir / "postmaster.pid").exists():
-        return
-    server = _import_pgserver().get_server(data_dir, cleanup_mode="stop")
+    if not is_embedded_postgres_running(data_dir):
+        return False
+    server = _import_pgserver().get_server(data_dir, cleanup_mode="stop")  # registers this process
+    users = server.global_process_id_list
+    live = [pid for pid in users.get() if pid != os.getpid() and _alive(pid)]
+    if live and not force:
+        users.get_and_remove(os.getpid())
+        raise EmbeddedPostgresError(
+            f"embedded PostgreSQL in {data_dir} NOT stopped: still used by process(es) "
+            f"{', '.join(map(str, live))} (a demo or API?); stop them first, or use `db stop --force`"
+        )
+    users.put([os.getpid()])  # this process is now its last user: cleanup stops it
     server.cleanup()
+    if is_embedded_postgres_running(data_dir):
+        raise EmbeddedPostgresError(f"embedded PostgreSQL in {data_dir} is still running after pg_ctl stop")
+    return True
+
+
+def is_embedded_postgres_running(data_dir: Path) -> bool:
+    """Whether the server's postmaster (first line of ``postmaster.pid``) is alive."""
+    try:
+        first_line = (data_dir.expanduser().resolve() / "postmaster.pid").read_text().split("\n", 1)[0]
+    except FileNotFoundError:
+        return False
+    return first_line.strip().isdigit() and _alive(int(first_line))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's (the server runs as `pgserver` under root)
+        return True
+    return True
 
 
 def resolve_database_url(configured_url: str | None, embedded_data_dir: Path) -> str:
