@@ -15,12 +15,14 @@ adapters/audio.py). ffmpeg's stderr is discarded: it can echo the recording's me
 from __future__ import annotations
 
 import functools
+import io
 import os
 import shutil
 import stat
 import subprocess
 import threading
-from collections.abc import Iterator
+import wave
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, BinaryIO, cast
@@ -30,8 +32,15 @@ from scryon_dagster.settings import Settings
 
 PROBE_SAMPLE_RATE_HZ = 8_000
 _PROBE_BYTES_PER_SECOND = PROBE_SAMPLE_RATE_HZ * 2  # mono, 16-bit
+EXCERPT_SAMPLE_RATE_HZ = 16_000
 _READ_CHUNK_BYTES = 64 * 1024
-_FFMPEG_DECODE_ARGS = ("-map", "0:a:0", "-ac", "1", "-ar", str(PROBE_SAMPLE_RATE_HZ), "-f", "s16le", "pipe:1")
+
+
+def _pcm_output_args(sample_rate_hz: int) -> tuple[str, ...]:
+    """The first audio stream as mono 16-bit PCM on stdout."""
+    return ("-map", "0:a:0", "-ac", "1", "-ar", str(sample_rate_hz), "-f", "s16le", "pipe:1")
+
+
 # Where ffmpeg is does not change while the process runs: found once, not on every upload (and any
 # warning about a configured ffmpeg that is missing logged once).
 _ffmpeg_for = functools.cache(resolve_ffmpeg)
@@ -70,22 +79,55 @@ class AudioProbe:
         Reads ``audio`` from its start and leaves it there. Raises AudioUndecodableError when nothing
         decodes, AudioProbeUnavailableError when the recording could not be measured.
         """
+        decoded_bytes = 0
+
+        def count(chunk: bytes) -> None:
+            nonlocal decoded_bytes
+            decoded_bytes += len(chunk)
+
+        # Counted as it streams: a long recording's PCM is never held in memory.
+        self._decode(audio, _pcm_output_args(PROBE_SAMPLE_RATE_HZ), count)
+        return decoded_bytes / _PROBE_BYTES_PER_SECOND
+
+    def excerpt_wav(self, audio: BinaryIO, *, max_seconds: float) -> bytes:
+        """The first ``max_seconds`` of ``audio`` as a mono 16-bit 16 kHz WAV, whatever its container.
+
+        For providers that take a bounded clip (pyannoteAI voiceprints: 30 s at most). Same errors as
+        ``decodable_seconds``; ``audio`` is left at its start.
+        """
+        chunks: list[bytes] = []
+        self._decode(audio, ("-t", f"{max_seconds:.3f}", *_pcm_output_args(EXCERPT_SAMPLE_RATE_HZ)), chunks.append)
+        buffer = io.BytesIO()
+        with wave.open(buffer, "wb") as writer:
+            writer.setnchannels(1)
+            writer.setsampwidth(2)
+            writer.setframerate(EXCERPT_SAMPLE_RATE_HZ)
+            writer.writeframes(b"".join(chunks))
+        return buffer.getvalue()
+
+    def _decode(self, audio: BinaryIO, output_args: Sequence[str], sink: Callable[[bytes], None]) -> None:
+        """Decode ``audio`` with ffmpeg, handing its stdout to ``sink`` chunk by chunk.
+
+        Raises AudioUndecodableError when ffmpeg produced nothing and failed, AudioProbeUnavailableError
+        when it could not run or finish in time.
+        """
         if self.ffmpeg_path is None:
             raise AudioProbeUnavailableError("ffmpeg is not available")
         with _seekable_descriptor(audio) as descriptor:
-            decoded_bytes, exit_code = self._decode(self.ffmpeg_path, descriptor)
+            decoded_bytes, exit_code = self._run_ffmpeg(self.ffmpeg_path, descriptor, output_args, sink)
+        # A recording cut short can end in an error after its usable audio: what decoded counts.
         if decoded_bytes == 0 and exit_code != 0:
             raise AudioUndecodableError("no decodable audio")
-        # A recording cut short can end in an error after its usable audio: what decoded counts.
-        return decoded_bytes / _PROBE_BYTES_PER_SECOND
 
-    def _decode(self, ffmpeg_path: str, descriptor: int) -> tuple[int, int]:
-        """Run ffmpeg on the descriptor; return the PCM bytes it produced and its exit code."""
+    def _run_ffmpeg(
+        self, ffmpeg_path: str, descriptor: int, output_args: Sequence[str], sink: Callable[[bytes], None]
+    ) -> tuple[int, int]:
+        """Run ffmpeg on the descriptor; return the bytes it produced and its exit code."""
         command = [
             ffmpeg_path,
             *("-hide_banner", "-nostdin", "-nostats", "-loglevel", "error"),
             *("-i", f"/proc/self/fd/{descriptor}"),
-            *_FFMPEG_DECODE_ARGS,
+            *output_args,
         ]
         timed_out = threading.Event()
         with _DECODERS:
@@ -108,10 +150,10 @@ class AudioProbe:
             deadline = threading.Timer(self.timeout_seconds, stop)
             deadline.start()
             try:
-                # Counted as it streams: a long recording's PCM is never held in memory.
                 decoded_bytes = 0
                 while chunk := stdout.read(_READ_CHUNK_BYTES):
                     decoded_bytes += len(chunk)
+                    sink(chunk)
                 exit_code = process.wait()
             finally:
                 deadline.cancel()

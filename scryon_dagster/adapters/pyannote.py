@@ -37,6 +37,8 @@ UNREADABLE_POLLS_TOLERATED = 2
 """Job documents in a row that may arrive unreadable (cut in transit) before the job counts as invalid
 output: reading a paid-for job again is free, while failing makes the caller pay for a new job."""
 MEDIA_SCHEME = "media://"
+VOICEPRINT_MAX_AUDIO_SECONDS = 30.0
+"""pyannoteAI refuses a voiceprint job whose audio is longer."""
 _MEDIA_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/\-]{0,254}$")
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
 
@@ -233,7 +235,8 @@ class PyannoteClient:
         )
 
     def create_voiceprint(self, media_url: str, *, deadline: Deadline | None = None) -> str:
-        """Return the opaque voiceprint of a single-speaker recording (at most 30 s). Never decoded."""
+        """Return the opaque voiceprint of a single-speaker recording (at most VOICEPRINT_MAX_AUDIO_SECONDS).
+        Never decoded."""
         deadline = deadline or self._new_deadline()
         job_id = self._create_job("voiceprint", {"url": media_url, "model": self._model}, VOICE_MATCH_CODES, deadline)
         output, _ = self._wait_for_output(job_id, VOICE_MATCH_CODES, deadline)

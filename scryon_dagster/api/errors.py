@@ -1,4 +1,5 @@
-"""Every error the API returns is ``{"code", "message"}`` with a short, stable code.
+"""Every error the API returns is the reference's envelope, ``{"error": {"code", "message", "details"}}``,
+with a short, stable code; ``details`` is an object of machine-readable specifics, or null.
 
 Messages name the problem, never the caller's data: no metadata values, file names or transcript
 text reach a response body or a log line.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from http import HTTPStatus
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -35,26 +37,51 @@ AUDIO_TOO_SHORT = "audio_too_short"
 PAYLOAD_TOO_LARGE = "payload_too_large"
 UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
 INVALID_SIGNATURE = "invalid_signature"
+AUDIO_TOO_LONG = "audio_too_long"
+FEATURE_NOT_AVAILABLE = "feature_not_available"
+CONSENT_REQUIRED = "consent_required"
+PROVIDER_ERROR = "provider_error"
 SERVICE_UNAVAILABLE = "service_unavailable"
 INTERNAL_ERROR = "internal_error"
 
 
-class ErrorBody(BaseModel):
+class ErrorDetail(BaseModel):
     code: str
     message: str
+    details: dict[str, Any] | None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, *, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.headers = headers
+        self.details = details
 
 
-def error_response(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"code": code, "message": message}, status_code=status, headers=headers)
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> JSONResponse:
+    body = ErrorBody(error=ErrorDetail(code=code, message=message, details=dict(details) if details else None))
+    return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=headers)
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
@@ -62,23 +89,34 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
     return {status: {"model": ErrorBody, "description": HTTPStatus(status).phrase} for status in statuses}
 
 
-def _validation_message(exc: RequestValidationError) -> str:
-    # Location and rule only: pydantic's own messages may quote the rejected input.
-    problems = []
-    for error in exc.errors()[:5]:
-        location = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
-        problems.append(f"{location}: {error.get('type', 'invalid')}" if location else str(error.get("type")))
-    return "invalid request (" + "; ".join(problems) + ")"
+def validation_problems(errors: Any) -> list[dict[str, str]]:
+    """Where and which rule, for the first few problems: never the rejected value (pydantic's own
+    messages may quote the input)."""
+    return [
+        {
+            "field": ".".join(str(part) for part in error.get("loc", ()) if part != "body"),
+            "rule": str(error.get("type", "invalid")),
+        }
+        for error in list(errors)[:5]
+    ]
+
+
+def validation_error(what: str, errors: Any) -> ApiError:
+    """400 ``validation_failed`` naming each problem's place and rule, in the message and the details."""
+    problems = validation_problems(errors)
+    listed = "; ".join(f"{p['field']}: {p['rule']}" if p["field"] else p["rule"] for p in problems)
+    return ApiError(400, VALIDATION_FAILED, f"{what} ({listed})", details={"problems": problems})
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
+        return error_response(exc.status, exc.code, exc.message, exc.headers, exc.details)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(400, VALIDATION_FAILED, _validation_message(exc))
+        error = validation_error("invalid request", exc.errors())
+        return error_response(error.status, error.code, error.message, details=error.details)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -10,7 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from pydantic.alias_generators import to_camel
 
 from scryon_dagster.adapters.db.api_queries import CallSummary
-from scryon_dagster.adapters.db.records import CallRecord, NewCall
+from scryon_dagster.adapters.db.records import CallRecord, NewCall, VoiceProfile
 from scryon_dagster.domain.calls import CallStatus, Direction
 from scryon_dagster.pipeline.callbacks import DeliveryOutcome
 
@@ -102,6 +102,7 @@ class CallStatusItem(_Body):
 
 class CallStatusList(_Body):
     items: list[CallStatusItem] = Field(description="Only the caller's calls; unknown ids are left out.")
+    next_poll_ms: int = Field(description="When to poll again, in milliseconds (sooner while calls are in flight).")
 
 
 class CallDetail(_Body):
@@ -148,6 +149,38 @@ class BulkDeleteResult(_Body):
     deleted: int
     missing: int
     failed: list[UUID] = Field(description="Calls whose objects could not be deleted; they are kept, retry later.")
+
+
+class VoiceProfileStatus(_Body):
+    """Whether the caller has a voice profile, and its provenance; never the voiceprint itself."""
+
+    enrolled: bool
+    provider: str | None = None
+    model: str | None = None
+    consent_version: str | None = None
+    consent_current: bool = Field(
+        default=False, description="Whether the profile was created under the current consent version."
+    )
+    required_consent_version: str = Field(description="The consent version an enrollment must send.")
+    sample_duration_seconds: float | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @classmethod
+    def of(cls, profile: VoiceProfile | None, *, required_consent_version: str) -> VoiceProfileStatus:
+        if profile is None:
+            return cls(enrolled=False, required_consent_version=required_consent_version)
+        return cls(
+            enrolled=True,
+            provider=profile.provider,
+            model=profile.model,
+            consent_version=profile.consent_version,
+            consent_current=profile.consent_version == required_consent_version,
+            required_consent_version=required_consent_version,
+            sample_duration_seconds=profile.sample_duration_seconds,
+            created_at=profile.created_at,
+            updated_at=profile.updated_at,
+        )
 
 
 class HealthChecks(_Body):

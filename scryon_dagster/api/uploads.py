@@ -20,7 +20,8 @@ from python_multipart.multipart import parse_options_header
 from scryon_dagster.api.errors import PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, VALIDATION_FAILED, ApiError
 
 FILE_FIELD = "file"
-TEXT_FIELDS = frozenset({"metadata", "title"})
+CALL_TEXT_FIELDS = frozenset({"metadata", "title"})
+"""The text parts of a call upload beside its ``file``."""
 SPOOL_MEMORY_BYTES = 1024 * 1024
 MAX_TEXT_FIELD_BYTES = 64 * 1024
 MAX_PARTS = 8
@@ -45,8 +46,8 @@ def _bad_request(message: str) -> ApiError:
     return ApiError(400, VALIDATION_FAILED, message)
 
 
-def _too_large(max_file_bytes: int) -> ApiError:
-    return ApiError(413, PAYLOAD_TOO_LARGE, f"the audio file exceeds MAX_FILE_SIZE ({max_file_bytes} bytes)")
+def _too_large(max_file_bytes: int, limit_name: str) -> ApiError:
+    return ApiError(413, PAYLOAD_TOO_LARGE, f"the audio file exceeds {limit_name} ({max_file_bytes} bytes)")
 
 
 @dataclass
@@ -60,8 +61,10 @@ class _Part:
 class _UploadCollector:
     """Receives the multipart parser's callbacks; file bytes are queued for the spool."""
 
-    def __init__(self, max_file_bytes: int) -> None:
+    def __init__(self, max_file_bytes: int, limit_name: str, text_fields: frozenset[str]) -> None:
         self.max_file_bytes = max_file_bytes
+        self.limit_name = limit_name
+        self.text_fields = text_fields
         # typeshed types the spool as IO[bytes]; it is a binary file object in every respect
         self.spool = cast(BinaryIO, tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES))  # noqa: SIM115
         self.pending: list[bytes] = []
@@ -100,8 +103,9 @@ class _UploadCollector:
             if self.filename is not None:
                 raise _bad_request("exactly one 'file' part is allowed")
             self.filename = _text(options.get(b"filename", b""), "file name")
-        elif self._part.name not in TEXT_FIELDS:
-            raise _bad_request("unexpected form part (allowed: file, metadata, title)")
+        elif self._part.name not in self.text_fields:
+            allowed = ", ".join([FILE_FIELD, *sorted(self.text_fields)])
+            raise _bad_request(f"unexpected form part (allowed: {allowed})")
         elif self._part.name in self.fields:
             raise _bad_request("each form part may appear once")
 
@@ -110,7 +114,7 @@ class _UploadCollector:
         if self._part.name == FILE_FIELD:
             self.file_size += len(chunk)
             if self.file_size > self.max_file_bytes:
-                raise _too_large(self.max_file_bytes)
+                raise _too_large(self.max_file_bytes, self.limit_name)
             self.pending.append(chunk)
             return
         if len(self._part.text) + len(chunk) > MAX_TEXT_FIELD_BYTES:
@@ -118,7 +122,7 @@ class _UploadCollector:
         self._part.text.extend(chunk)
 
     def on_part_end(self) -> None:
-        if self._part.name in TEXT_FIELDS:
+        if self._part.name in self.text_fields:
             self.fields[self._part.name] = _text(bytes(self._part.text), f"'{self._part.name}' part")
 
     def on_end(self) -> None:
@@ -142,11 +146,18 @@ def _text(value: bytes, what: str) -> str:
 
 
 async def receive_upload(
-    content_type: str | None, content_length: str | None, body: AsyncIterator[bytes], *, max_file_bytes: int
+    content_type: str | None,
+    content_length: str | None,
+    body: AsyncIterator[bytes],
+    *,
+    max_file_bytes: int,
+    limit_name: str = "MAX_FILE_SIZE",
+    text_fields: frozenset[str] = CALL_TEXT_FIELDS,
 ) -> AudioUpload:
-    """Read a ``multipart/form-data`` body with a ``file`` part and optional ``metadata``/``title`` parts.
+    """Read a ``multipart/form-data`` body with a ``file`` part and optional ``text_fields`` parts.
 
-    Raises ApiError: 415 when the body is not multipart, 413 past ``max_file_bytes``, 400 otherwise.
+    Raises ApiError: 415 when the body is not multipart, 413 past ``max_file_bytes`` (the setting
+    ``limit_name``), 400 otherwise.
     """
     media_type, parameters = parse_options_header(content_type)
     if media_type != b"multipart/form-data":
@@ -156,8 +167,8 @@ async def receive_upload(
         raise _bad_request("the multipart Content-Type has no boundary")
     declared = declared_length(content_length)
     if declared is not None and declared > max_file_bytes + _FORM_OVERHEAD_BYTES:
-        raise _too_large(max_file_bytes)
-    collector = _UploadCollector(max_file_bytes)
+        raise _too_large(max_file_bytes, limit_name)
+    collector = _UploadCollector(max_file_bytes, limit_name, text_fields)
     try:
         parser = MultipartParser(
             boundary,

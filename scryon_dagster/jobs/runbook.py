@@ -191,13 +191,19 @@ class PruneHistoryConfig(dg.Config):
     event_retention_days: int | None = None
     """Unset: SCRYON_EVENT_RETENTION_DAYS (30)."""
     partition_retention_days: int = 30
-    """Partition keys of calls COMPLETED longer ago are dropped; the call and its artifacts stay."""
+    """Partition keys of calls COMPLETED or FAILED longer ago are dropped; the call and its artifacts stay."""
+    idempotency_key_retention_hours: float = 24
+    """Upload idempotency keys older than this are forgotten (the reference keeps them 24 h)."""
     dagster_run_retention_days: int = 90
     """Dagster runs (with their event logs) older than this are deleted, oldest first."""
     max_runs_deleted: int = 1000
 
 
-@dg.op(description="Bounded history: processing events, old partition keys and Dagster's own old runs.")
+@dg.op(
+    description=(
+        "Bounded history: processing events, upload idempotency keys, old partition keys and Dagster's own old runs."
+    )
+)
 def prune_history_op(
     context: dg.OpExecutionContext, config: PruneHistoryConfig, database: CallDatabaseResource
 ) -> None:
@@ -205,14 +211,18 @@ def prune_history_op(
     for value, name in (
         (event_retention_days, "event_retention_days"),
         (config.partition_retention_days, "partition_retention_days"),
+        (config.idempotency_key_retention_hours, "idempotency_key_retention_hours"),
         (config.dagster_run_retention_days, "dagster_run_retention_days"),
         (config.max_runs_deleted, "max_runs_deleted"),
     ):
         _positive(value, name)
     now = _now()
     events = maintenance.prune_events(database.db, now=now, retention=timedelta(days=event_retention_days))
+    idempotency_keys = maintenance.prune_idempotency_keys(
+        database.db, now=now, retention=timedelta(hours=config.idempotency_key_retention_hours)
+    )
     instance = context.instance
-    old_calls = maintenance.completed_calls_before(database.db, now - timedelta(days=config.partition_retention_days))
+    old_calls = maintenance.finished_calls_before(database.db, now - timedelta(days=config.partition_retention_days))
     droppable = {str(call_id) for call_id in old_calls} & set(instance.get_dynamic_partitions(CALLS_PARTITIONS))
     for key in sorted(droppable):
         instance.delete_dynamic_partition(CALLS_PARTITIONS, key)
@@ -224,10 +234,19 @@ def prune_history_op(
     finished = [record.dagster_run.run_id for record in old_runs if record.dagster_run.is_finished]
     for run_id in finished:
         instance.delete_run(run_id)
-    _summary(context, events_deleted=events, partition_keys_dropped=len(droppable), dagster_runs_deleted=len(finished))
+    _summary(
+        context,
+        events_deleted=events,
+        idempotency_keys_deleted=idempotency_keys,
+        partition_keys_dropped=len(droppable),
+        dagster_runs_deleted=len(finished),
+    )
 
 
-@dg.job(name="prune_history", description="Keeps the call events, the partition key set and Dagster's log bounded.")
+@dg.job(
+    name="prune_history",
+    description="Keeps the call events, idempotency keys, the partition key set and Dagster's log bounded.",
+)
 def prune_history_job() -> None:
     prune_history_op()
 

@@ -234,10 +234,21 @@ def prune_events(db: CallDatabase, *, now: datetime, retention: timedelta) -> in
     return deleted
 
 
-def completed_calls_before(db: CallDatabase, before: datetime) -> list[UUID]:
-    """COMPLETED calls last updated before ``before`` (their Dagster partition keys may be dropped)."""
+def finished_calls_before(db: CallDatabase, before: datetime) -> list[UUID]:
+    """COMPLETED and FAILED calls last updated before ``before`` (their Dagster partition keys may be
+    dropped: a call processed again gets its key back)."""
     _require_aware(before=before)
-    return MaintenanceQueries(db).completed_calls_updated_before(before)
+    return MaintenanceQueries(db).finished_calls_updated_before(before)
+
+
+def prune_idempotency_keys(db: CallDatabase, *, now: datetime, retention: timedelta) -> int:
+    """Forget upload idempotency keys bound before ``now - retention`` (a retry after that creates a
+    new call, as in the reference, which keeps them 24 h); how many."""
+    _require_aware(now=now)
+    _require_positive(retention=retention)
+    deleted = MaintenanceQueries(db).delete_idempotency_keys_before(now - retention)
+    logger.info("idempotency key pruning: %d keys deleted", deleted)
+    return deleted
 
 
 # --- reprocessing ------------------------------------------------------------------------------------

@@ -51,6 +51,17 @@ def wav_bytes(seconds: float = 1.0, sample_rate: int = 16_000) -> bytes:
     return buffer.getvalue()
 
 
+def error(response: httpx.Response) -> tuple[int, str]:
+    """The status and code of an error answer, after checking it is the reference's envelope:
+    ``{"error": {"code", "message", "details"}}`` and nothing else."""
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert set(body["error"]) == {"code", "message", "details"}, body
+    assert isinstance(body["error"]["message"], str)
+    assert body["error"]["details"] is None or isinstance(body["error"]["details"], dict)
+    return response.status_code, body["error"]["code"]
+
+
 def api_settings(**overrides: object) -> Settings:
     """Settings from the test environment (``pipeline_env``): ID tokens of the shared stand-in issuer,
     a service API key and the webhook secret."""

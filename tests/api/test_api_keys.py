@@ -1,4 +1,5 @@
-"""API keys, the credentials of service callers: both header forms, several keys at once, rotation
+"""API keys, the credentials of service callers: every header form (the bearer token, ``X-API-Key`` and
+the reference's ``X-Scryon-Api-Key``), several keys at once, rotation
 without downtime. A key names a user only in trusted-service mode (``X-User-Id``); the API refuses
 to start when no caller could name a user; local-dev mode acts for one fixed user."""
 
@@ -16,7 +17,7 @@ from scryon_dagster.adapters.object_store import ObjectStore
 from scryon_dagster.api import ApiConfigurationError, create_app
 from scryon_dagster.api.security import ApiKeyGuard
 from scryon_dagster.settings import SettingsError
-from tests.api.conftest import ALICE, API_KEY, BOB, OLD_API_KEY, Api, api_settings
+from tests.api.conftest import ALICE, API_KEY, BOB, OLD_API_KEY, Api, api_settings, error
 
 CALL = "0b7c5a52-1f0e-4c8e-9a51-3b1f6c1e2d77"
 PROTECTED = [
@@ -28,8 +29,13 @@ PROTECTED = [
     ("DELETE", f"/api/calls/{CALL}"),
     ("DELETE", "/api/calls"),
     ("POST", f"/api/calls/{CALL}/reprocess"),
+    ("POST", f"/api/calls/{CALL}/reanalyze"),
     ("POST", "/api/calls/analyze"),
+    ("POST", "/api/users/me/voice-profile"),
+    ("GET", "/api/users/me/voice-profile/status"),
+    ("DELETE", "/api/users/me/voice-profile"),
 ]
+KEY_HEADERS = ("X-API-Key", "X-Scryon-Api-Key")
 NO_IDENTITY_PROVIDER = {"scryon_oidc_issuer": None, "scryon_oidc_audience": None, "scryon_oidc_jwks_url": None}
 
 
@@ -51,30 +57,50 @@ def service(pipeline_env: dict[str, str], db: CallDatabase, store: ObjectStore) 
 def test_every_call_route_refuses_a_missing_or_wrong_key(service: Api, method: str, path: str) -> None:
     missing = service.request(method, path, user=None, headers={"X-User-Id": ALICE})
     wrong = service.request(method, path, key="not-the-key")
-    wrong_header = service.request(method, path, user=None, headers={"X-API-Key": "not-the-key", "X-User-Id": ALICE})
+    wrong_headers = [
+        service.request(method, path, user=None, headers={header: "not-the-key", "X-User-Id": ALICE})
+        for header in KEY_HEADERS
+    ]
 
-    assert (missing.status_code, missing.json()["code"]) == (401, "auth_missing")
+    assert error(missing) == (401, "auth_missing")
     assert missing.headers["WWW-Authenticate"] == "Bearer"
-    for response in (wrong, wrong_header):
-        assert (response.status_code, response.json()["code"]) == (401, "auth_invalid")
+    for response in (wrong, *wrong_headers):
+        assert error(response) == (401, "auth_invalid")
 
 
 @pytest.mark.parametrize(("method", "path"), PROTECTED)
 def test_outside_trusted_service_mode_a_key_names_no_user(api: Api, method: str, path: str) -> None:
     as_bearer = api.request(method, path, key=API_KEY, user=ALICE)
-    as_header = api.request(method, path, user=None, headers={"X-API-Key": API_KEY, "X-User-Id": ALICE})
+    as_headers = [
+        api.request(method, path, user=None, headers={header: API_KEY, "X-User-Id": ALICE}) for header in KEY_HEADERS
+    ]
 
-    for response in (as_bearer, as_header):
-        assert (response.status_code, response.json()["code"]) == (401, "auth_missing")
+    for response in (as_bearer, *as_headers):
+        assert error(response) == (401, "auth_missing")
 
 
-def test_a_key_is_accepted_as_bearer_token_or_x_api_key(service: Api) -> None:
+def test_a_key_is_accepted_as_bearer_token_or_in_either_key_header(service: Api) -> None:
     bearer = service.request("GET", "/api/calls", key=API_KEY)
-    header = service.request("GET", "/api/calls", user=None, headers={"X-API-Key": API_KEY, "X-User-Id": ALICE})
-    conflicting = service.request("GET", "/api/calls", key=API_KEY, headers={"X-API-Key": "not-the-key"})
+    headers = [
+        service.request("GET", "/api/calls", user=None, headers={header: API_KEY, "X-User-Id": ALICE})
+        for header in KEY_HEADERS
+    ]
+    both = service.request(
+        "GET",
+        "/api/calls",
+        user=None,
+        headers={"X-API-Key": API_KEY, "X-Scryon-Api-Key": OLD_API_KEY, "X-User-Id": ALICE},
+    )
+    conflicting = [
+        service.request("GET", "/api/calls", key=API_KEY, headers={header: "not-the-key"}) for header in KEY_HEADERS
+    ]
+    one_wrong = service.request(
+        "GET", "/api/calls", user=None, headers={"X-API-Key": API_KEY, "X-Scryon-Api-Key": "nope", "X-User-Id": ALICE}
+    )
 
-    assert bearer.status_code == header.status_code == 200
-    assert conflicting.status_code == 401
+    assert [response.status_code for response in (bearer, *headers, both)] == [200] * 4
+    for response in (*conflicting, one_wrong):
+        assert error(response) == (401, "auth_invalid")
 
 
 def test_trusted_service_mode_acts_for_the_named_user_only(service: Api) -> None:
@@ -82,7 +108,7 @@ def test_trusted_service_mode_acts_for_the_named_user_only(service: Api) -> None
 
     assert service.request("GET", f"/api/calls/{call_id}", key=API_KEY, user=ALICE).status_code == 200
     as_bob = service.request("GET", f"/api/calls/{call_id}", key=API_KEY, user=BOB)
-    assert (as_bob.status_code, as_bob.json()["code"]) == (404, "call_not_found")
+    assert error(as_bob) == (404, "call_not_found")
     # ID tokens keep working beside the keys, and a token's user is its own whatever X-User-Id says
     assert service.request("GET", f"/api/calls/{call_id}", user=ALICE).status_code == 200
     as_bob_naming_alice = service.request("GET", f"/api/calls/{call_id}", user=BOB, headers={"X-User-Id": ALICE})
@@ -95,8 +121,8 @@ def test_trusted_service_mode_needs_a_well_formed_user_header_after_the_key(serv
     malformed_without_key = service.request("GET", "/api/calls", user=None, headers={"X-User-Id": "has a space"})
 
     for response in (unnamed, malformed):
-        assert (response.status_code, response.json()["code"]) == (400, "validation_failed")
-    assert (malformed_without_key.status_code, malformed_without_key.json()["code"]) == (401, "auth_missing")
+        assert error(response) == (400, "validation_failed")
+    assert error(malformed_without_key) == (401, "auth_missing")
 
 
 def test_rotation_old_and_new_keys_both_work_then_the_removed_key_stops(
@@ -112,7 +138,7 @@ def test_rotation_old_and_new_keys_both_work_then_the_removed_key_stops(
     with client_for(create_app(settings, db=db, store=store)) as after:
         assert after.request("GET", f"/api/calls/{call_id}", key=API_KEY).status_code == 200
         dropped = after.request("GET", f"/api/calls/{call_id}", key=OLD_API_KEY)
-        assert (dropped.status_code, dropped.json()["code"]) == (401, "auth_invalid")
+        assert error(dropped) == (401, "auth_invalid")
 
 
 def test_health_webhooks_and_the_openapi_document_need_no_credentials(api: Api) -> None:
@@ -120,7 +146,7 @@ def test_health_webhooks_and_the_openapi_document_need_no_credentials(api: Api) 
     assert api.request("GET", "/api/openapi.json", user=None).status_code == 200
     # the webhook authenticates by its signed URL instead: an unsigned delivery is refused by that
     unsigned = api.request("POST", "/api/webhooks/lemonfox", user=None, json={})
-    assert (unsigned.status_code, unsigned.json()["code"]) == (401, "invalid_signature")
+    assert error(unsigned) == (401, "invalid_signature")
 
 
 def test_the_openapi_document_lists_the_credentials_each_mode_reads(service: Api, api: Api) -> None:
@@ -129,7 +155,15 @@ def test_the_openapi_document_lists_the_credentials_each_mode_reads(service: Api
         return operation
 
     tokens, trusted = call_route(api), call_route(service)
-    assert tokens["security"] == trusted["security"] == [{"BearerAuth": []}, {"ApiKeyAuth": []}]
+    assert (
+        tokens["security"]
+        == trusted["security"]
+        == [
+            {"BearerAuth": []},
+            {"ApiKeyAuth": []},
+            {"ScryonApiKeyAuth": []},
+        ]
+    )
     assert "x-user-id" not in str(tokens.get("parameters")).lower()
     (user_header,) = [p for p in trusted["parameters"] if p["name"] == "x-user-id"]  # type: ignore[attr-defined]
     assert user_header["schema"]["pattern"] == r"^[\x21-\x7e]{1,128}$"
@@ -168,7 +202,7 @@ def test_local_dev_mode_is_ignored_once_an_identity_provider_is_configured(
 ) -> None:
     with client_for(create_app(api_settings(scryon_api_key=None), db=db, store=store, local_dev=True)) as api:
         anonymous = api.request("GET", "/api/calls", user=None)
-        assert (anonymous.status_code, anonymous.json()["code"]) == (401, "auth_missing")
+        assert error(anonymous) == (401, "auth_missing")
         assert api.request("GET", "/api/calls").status_code == 200  # ALICE's token
     assert db.find_user("local-dev") is None
 

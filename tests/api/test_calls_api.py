@@ -3,8 +3,8 @@ and user scoping (another user's call is a 404, never a 403)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
-from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
@@ -16,7 +16,7 @@ from scryon_dagster.adapters.object_store import ObjectStore
 from scryon_dagster.api import create_app
 from scryon_dagster.domain.calls import ArtifactType, CallStatus, Direction
 from scryon_dagster.domain.storage_keys import call_prefix
-from tests.api.conftest import ALICE, BOB, Api, api_settings, complete_call, wav_bytes
+from tests.api.conftest import ALICE, BOB, Api, api_settings, complete_call, error, wav_bytes
 
 METADATA = {
     "title": "Quarterly review",
@@ -34,12 +34,6 @@ def objects(store: ObjectStore, db: CallDatabase, call_id: UUID) -> list[str]:
     call = db.get_call(call_id)
     assert call is not None
     return [info.key for info in store.list_objects(call_prefix(call.user_id, call_id))]
-
-
-def error(response: Any) -> tuple[int, str]:
-    body = response.json()
-    assert set(body) == {"code", "message"}
-    return response.status_code, body["code"]
 
 
 # --- upload -------------------------------------------------------------------------------------
@@ -205,7 +199,7 @@ def test_status_poll_returns_only_the_callers_calls(api: Api) -> None:
 
     body = api.request("GET", "/api/calls/status", params={"ids": ids}).json()
 
-    assert body == {"items": [{"callId": str(call_id), "status": "QUEUED"} for call_id in mine]}
+    assert body == {"items": [{"callId": str(call_id), "status": "QUEUED"} for call_id in mine], "nextPollMs": 3000}
     assert error(api.request("GET", "/api/calls/status", params={"ids": "nope"})) == (400, "validation_failed")
     too_many = ",".join(str(uuid4()) for _ in range(101))
     assert error(api.request("GET", "/api/calls/status", params={"ids": too_many})) == (400, "validation_failed")
@@ -239,8 +233,8 @@ def test_transcript_and_analysis_are_served_once_completed(api: Api, db: CallDat
     analysis = api.request("GET", f"/api/calls/{call_id}/analysis")
     assert transcript.status_code == analysis.status_code == 200
     assert transcript.content == stored["NORMALIZED_TRANSCRIPT_JSON"]
-    assert analysis.content == stored["ANALYSIS_JSON"]
-    assert transcript.headers["content-type"] == "application/json"
+    assert analysis.json() == {**json.loads(stored["ANALYSIS_JSON"]), "shortSummary": "A short call."}
+    assert transcript.headers["content-type"] == analysis.headers["content-type"] == "application/json"
     for document in ("transcript", "analysis"):
         assert error(api.request("GET", f"/api/calls/{call_id}/{document}", user=BOB)) == (404, "call_not_found")
 
@@ -260,7 +254,7 @@ def test_a_call_being_reprocessed_or_failed_again_still_serves_its_stored_docume
         transcript = api.request("GET", f"/api/calls/{call_id}/transcript")
         assert transcript.status_code == 200, status
         assert transcript.content == stored["NORMALIZED_TRANSCRIPT_JSON"]
-        assert api.request("GET", f"/api/calls/{call_id}/analysis").content == stored["ANALYSIS_JSON"]
+        assert api.request("GET", f"/api/calls/{call_id}/analysis").json()["oneLineSummary"] == "A short call."
 
 
 def test_a_completed_call_without_analysis_has_no_analysis_document(

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.adapters.object_store import ObjectStore, S3ObjectStore
 from scryon_dagster.api import create_app
-from tests.api.conftest import Api, api_settings
+from tests.api.conftest import Api, api_settings, error
 from tests.fixtures.s3 import S3_TEST_ACCESS_KEY, S3_TEST_REGION, S3_TEST_SECRET_KEY
 
 
@@ -61,5 +61,4 @@ def test_a_call_route_answers_503_when_the_database_is_unreachable(
         response = client.get("/api/calls", headers=Api(client).headers())
     unreachable.close()
 
-    assert response.status_code == 503
-    assert response.json()["code"] == "service_unavailable"
+    assert error(response) == (503, "service_unavailable")

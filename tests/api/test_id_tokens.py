@@ -18,7 +18,7 @@ from scryon_dagster.adapters.identity import FirebaseAccounts, IdTokenVerifier, 
 from scryon_dagster.adapters.object_store import ObjectStore
 from scryon_dagster.api import create_app
 from scryon_dagster.settings import FIREBASE_JWKS_URL, IdentityProvider, SettingsError
-from tests.api.conftest import ALICE, API_KEY, BOB, Api, api_settings, complete_call
+from tests.api.conftest import ALICE, API_KEY, BOB, Api, api_settings, complete_call, error
 from tests.api.identity_provider import FirebaseAccountsStub, IdentityProviderStub
 from tests.api.test_api_keys import CALL, PROTECTED
 
@@ -50,10 +50,6 @@ def api_for(pipeline_env: dict[str, str], db: CallDatabase, store: ObjectStore) 
 @pytest.fixture
 def tokens(issuer: IdentityProviderStub, api_for: Callable[..., Api]) -> Api:
     return api_for(issuer, cache_seconds=KEY_SET_CACHE_SECONDS, refetch_cooldown_seconds=0)
-
-
-def error(response: object) -> tuple[int, str]:
-    return response.status_code, response.json()["code"]  # type: ignore[attr-defined]
 
 
 def test_a_valid_token_acts_for_its_subject_found_or_created_with_email_and_name(
@@ -124,7 +120,7 @@ def test_a_token_for_alice_on_bobs_call_is_404_on_every_route(
     listed = tokens.request("GET", "/api/calls", user=ALICE)
     deleted = tokens.request("DELETE", "/api/calls", json={"callIds": [str(bobs)]}, user=ALICE)
 
-    assert polled.json() == {"items": []}
+    assert polled.json()["items"] == []
     assert listed.json()["items"] == []
     assert deleted.json() == {"deleted": 0, "missing": 1, "failed": []}
     assert tokens.request("GET", f"/api/calls/{bobs}", user=BOB).status_code == 200  # untouched

@@ -22,7 +22,7 @@ from scryon_dagster.adapters.object_store import ObjectStore
 from scryon_dagster.api import create_app
 from scryon_dagster.domain.calls import ArtifactType
 from scryon_dagster.pipeline.callbacks import CallbackSigner, CallbackTicket
-from tests.api.conftest import OLD_WEBHOOK_SECRET, WEBHOOK_SECRET, Api, api_settings
+from tests.api.conftest import OLD_WEBHOOK_SECRET, WEBHOOK_SECRET, Api, api_settings, error
 
 PUBLIC_BASE_URL = "https://scryon.example.com"
 TRANSCRIPT = {
@@ -168,7 +168,7 @@ def test_a_tampered_url_is_401_and_changes_nothing(
 
     response = deliver(api, with_query(awaiting.target, **tamper))
 
-    assert (response.status_code, response.json()["code"]) == (401, "invalid_signature")
+    assert error(response) == (401, "invalid_signature")
     assert state(db, awaiting.call_id) == before
     assert ArtifactType.RAW_TRANSCRIPT_JSON not in db.get_artifacts(awaiting.call_id)
 
@@ -190,7 +190,7 @@ def test_an_expired_url_is_401(api: Api, db: CallDatabase) -> None:
 
     response = deliver(api, f"{parts.path}?{parts.query}")
 
-    assert (response.status_code, response.json()["code"]) == (401, "invalid_signature")
+    assert error(response) == (401, "invalid_signature")
     assert state(db, call_id)["callback_state"] == "AWAITING"
 
 
@@ -205,7 +205,7 @@ def test_an_unreadable_body_is_400_and_changes_nothing(api: Api, db: CallDatabas
 
     for body in (b"{not json", b"[]", json.dumps({"text": "no segments", "segments": [{"text": "x"}]}).encode()):
         response = deliver(api, awaiting.target, body=body)
-        assert (response.status_code, response.json()["code"]) == (400, "validation_failed")
+        assert error(response) == (400, "validation_failed")
     assert state(db, awaiting.call_id) == before
 
 
@@ -229,7 +229,7 @@ def test_an_oversized_body_is_413_and_changes_nothing(
         declared = deliver(Api(client), awaiting.target)
         streamed = client.post(awaiting.target, content=iter([BODY]), headers={"Content-Type": "application/json"})
 
-    assert (declared.status_code, declared.json()["code"]) == (413, "payload_too_large")
+    assert error(declared) == (413, "payload_too_large")
     assert streamed.status_code == 413
     assert state(db, awaiting.call_id) == before
 

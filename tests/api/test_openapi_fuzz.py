@@ -39,7 +39,7 @@ from tests.api.conftest import ALICE, API_KEY, api_settings, complete_call, wav_
 from tests.api.identity_provider import shared_identity_provider
 
 EXAMPLES_PER_OPERATION = 15
-CREDENTIAL_HEADERS = {"authorization", "x-api-key"}
+CREDENTIAL_HEADERS = {"authorization", "x-api-key", "x-scryon-api-key"}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
@@ -63,12 +63,13 @@ CALLERS = {
             {},
             # with tokens configured, a service key never selects a user
             {"X-API-Key": API_KEY, "X-User-Id": ALICE},
+            {"X-Scryon-Api-Key": API_KEY, "X-User-Id": ALICE},
             _bearer(shared_identity_provider().token(ALICE, expires_in=-3600)),
         ],
     ),
     "trusted_service": Caller(
         credentials=lambda: _bearer(API_KEY),
-        refused=lambda: [{}, {"X-API-Key": "not-the-key"}],
+        refused=lambda: [{}, {"X-API-Key": "not-the-key"}, {"X-Scryon-Api-Key": "not-the-key"}],
         settings={"scryon_api_trusted_service": True},
     ),
 }
@@ -145,7 +146,7 @@ def test_no_server_errors_and_no_unauthenticated_access(
     fuzzed_app: FastAPI, caller: Caller, mode: GenerationMode
 ) -> None:
     every_operation = operations(fuzzed_app)
-    assert len(every_operation) == 11
+    assert len(every_operation) == 15
 
     for operation in every_operation:
         if mode is GenerationMode.NEGATIVE and not has_inputs(operation):

@@ -16,7 +16,7 @@ from scryon_dagster.adapters.object_store import ObjectStore
 from scryon_dagster.api.errors import ApiError
 from scryon_dagster.api.uploads import AudioUpload, receive_upload
 from scryon_dagster.domain.calls import ArtifactType
-from tests.api.conftest import Api, wav_bytes
+from tests.api.conftest import Api, error, wav_bytes
 
 BOUNDARY = "scryon-test-boundary"
 CONTENT_TYPE = f"multipart/form-data; boundary={BOUNDARY}"
@@ -147,8 +147,7 @@ def test_broken_audio_is_422_and_stores_nothing(
 ) -> None:
     response = api.upload(audio, metadata={"title": "t"})
 
-    assert response.status_code == 422
-    assert response.json()["code"] == code
+    assert error(response) == (422, code)
     assert list(store.list_objects()) == []
     assert db.query("SELECT count(*) AS n FROM call_records") == [{"n": 0}]
 

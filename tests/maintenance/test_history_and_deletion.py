@@ -1,4 +1,5 @@
-"""Event pruning, old completed calls, call deletion and the normalization backfill's selection."""
+"""Event and idempotency-key pruning, old finished calls, call deletion and the normalization backfill's
+selection."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from uuid import uuid4
 
 import pytest
 
+from scryon_dagster.adapters.db.api_queries import ApiQueries
 from scryon_dagster.adapters.db.records import LlmUsage, ProcessingEvent
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.domain.analysis import ActionItemDraft, SentimentSummary
@@ -14,9 +16,10 @@ from scryon_dagster.domain.calls import ArtifactType, CallStatus
 from scryon_dagster.pipeline.maintenance import (
     MaintenanceError,
     calls_needing_renormalization,
-    completed_calls_before,
     delete_calls,
+    finished_calls_before,
     prune_events,
+    prune_idempotency_keys,
 )
 from tests.maintenance.conftest import Calls, ago
 
@@ -70,16 +73,34 @@ def test_events_past_retention_are_pruned_and_recent_ones_kept(calls: Calls, db:
     assert len(db.list_events(call.id)) == 1
 
 
-def test_completed_calls_before_lists_only_old_completed_calls(calls: Calls, db: CallDatabase) -> None:
+def test_finished_calls_before_lists_old_completed_and_failed_calls_only(calls: Calls, db: CallDatabase) -> None:
     old = calls.create(status=CallStatus.COMPLETED)
-    calls.rewind(old.id, updated_at=ago(days=40))
+    calls.rewind(old.id, updated_at=ago(days=41))
     old_failed = calls.create(status=CallStatus.FAILED)
     calls.rewind(old_failed.id, updated_at=ago(days=40))
+    old_queued = calls.create(status=CallStatus.QUEUED)
+    calls.rewind(old_queued.id, updated_at=ago(days=40))
     calls.create(status=CallStatus.COMPLETED)
+    calls.create(status=CallStatus.FAILED)
 
-    assert completed_calls_before(db, ago(days=30)) == [old.id]
+    assert finished_calls_before(db, ago(days=30)) == [old.id, old_failed.id]
     with pytest.raises(MaintenanceError):
-        completed_calls_before(db, datetime.now() - timedelta(days=30))  # naive on purpose
+        finished_calls_before(db, datetime.now() - timedelta(days=30))  # naive on purpose
+
+
+def test_idempotency_keys_are_kept_24_hours(calls: Calls, db: CallDatabase) -> None:
+    call = calls.create(status=CallStatus.COMPLETED)
+    queries = ApiQueries(db)
+    for key, age in (("retry-old", ago(hours=25)), ("retry-fresh", ago(hours=23))):
+        queries.remember_idempotency_key(call.user_id, key, call.id)
+        calls.sql("UPDATE upload_idempotency_keys SET created_at = %s WHERE idempotency_key = %s", age, key)
+
+    assert prune_idempotency_keys(db, now=datetime.now(UTC), retention=timedelta(hours=24)) == 1
+    assert queries.call_for_idempotency_key(call.user_id, "retry-old") is None
+    assert queries.call_for_idempotency_key(call.user_id, "retry-fresh") == call.id
+    assert prune_idempotency_keys(db, now=datetime.now(UTC), retention=timedelta(hours=24)) == 0
+    with pytest.raises(MaintenanceError):
+        prune_idempotency_keys(db, now=datetime.now(UTC), retention=timedelta(0))
 
 
 def test_deleting_a_call_removes_its_objects_then_its_row_with_every_child(calls: Calls, db: CallDatabase) -> None:

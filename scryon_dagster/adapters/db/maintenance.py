@@ -208,12 +208,21 @@ class MaintenanceQueries:
             if len(rows) < _EVENT_DELETE_BATCH:
                 return deleted
 
-    def completed_calls_updated_before(self, before: datetime) -> list[UUID]:
+    def finished_calls_updated_before(self, before: datetime) -> list[UUID]:
+        """COMPLETED and FAILED calls last updated before ``before``."""
         rows = self._db.query(
-            "SELECT id FROM call_records WHERE status = 'COMPLETED' AND updated_at < %s ORDER BY updated_at, id",
+            "SELECT id FROM call_records WHERE status IN ('COMPLETED', 'FAILED') AND updated_at < %s "
+            "ORDER BY updated_at, id",
             (before,),
         )
         return [row["id"] for row in rows]
+
+    def delete_idempotency_keys_before(self, cutoff: datetime) -> int:
+        """Forget upload idempotency keys bound before ``cutoff``; how many."""
+        rows = self._db.query(
+            "DELETE FROM upload_idempotency_keys WHERE created_at < %s RETURNING 1 AS gone", (cutoff,)
+        )
+        return len(rows)
 
     # --- reprocessing -----------------------------------------------------------------------------
     def calls_of_user(

@@ -96,6 +96,11 @@ class VoiceProfile:
     provider: str
     model: str | None
     embedding_json: object
+    """The provider's opaque blob: never decoded, never logged, never served."""
+    consent_version: str | None = None
+    sample_duration_seconds: float | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
 
 
 @dataclass(frozen=True)

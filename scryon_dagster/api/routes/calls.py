@@ -1,4 +1,4 @@
-"""The calls API: upload, list, poll, detail, transcript, analysis, delete, reprocess."""
+"""The calls API: upload, list, poll, detail, transcript, analysis, delete, reprocess, reanalyze."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 import logging
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -19,6 +20,7 @@ from scryon_dagster.adapters.audio_probe import AudioProbe
 from scryon_dagster.adapters.db.api_queries import ApiUser, ListPosition
 from scryon_dagster.adapters.db.records import CallRecord
 from scryon_dagster.adapters.object_store import ObjectNotFoundError, ObjectStoreError
+from scryon_dagster.api.analysis_aliases import with_legacy_aliases
 from scryon_dagster.api.errors import (
     ARTIFACT_NOT_FOUND,
     AUDIO_MISSING,
@@ -28,11 +30,13 @@ from scryon_dagster.api.errors import (
     CALL_NOT_COMPLETED,
     CALL_NOT_FOUND,
     PAYLOAD_TOO_LARGE,
+    PROVIDER_ERROR,
     SERVICE_UNAVAILABLE,
     UNSUPPORTED_MEDIA_TYPE,
     VALIDATION_FAILED,
     ApiError,
     error_responses,
+    validation_error,
 )
 from scryon_dagster.api.models import (
     MAX_IDS_PER_REQUEST,
@@ -51,10 +55,20 @@ from scryon_dagster.api.services import ApiServices, CurrentUser, Services
 from scryon_dagster.api.uploads import AudioUpload, receive_upload
 from scryon_dagster.domain.calls import ACTIVE_STATUSES, ArtifactType, CallStatus
 from scryon_dagster.pipeline.intake import IntakeError, enqueue_call
+from scryon_dagster.pipeline.maintenance import MaintenanceError, plan_call_reprocess
+from scryon_dagster.pipeline.outcomes import PipelineAsset, StageSelection
 
 logger = logging.getLogger(__name__)
 
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+REANALYSIS = StageSelection(frozenset({PipelineAsset.NORMALIZED_TRANSCRIPT, PipelineAsset.ANALYSIS}))
+"""The runbook's ``stage: normalization``: re-derived from the stored raw transcript and diarization."""
+# The poll hint of /status (the reference's client honours it, clamped to 1-60 s): soon while a step
+# that takes seconds is pending (the pickup, the analysis), less often during transcription (tens of
+# seconds for a phone call), rarely when nothing polled is in flight.
+POLL_SOON_MS = 3_000
+POLL_TRANSCRIBING_MS = 5_000
+POLL_IDLE_MS = 60_000
 _INTAKE_ERRORS = {
     "unsupported_audio_type": (415, UNSUPPORTED_MEDIA_TYPE),
     "file_too_large": (413, PAYLOAD_TOO_LARGE),
@@ -180,14 +194,7 @@ def _metadata(fields: dict[str, str]) -> CallMetadata:
     try:
         return CallMetadata.model_validate_json(raw)
     except ValidationError as exc:
-        raise ApiError(400, VALIDATION_FAILED, f"invalid metadata ({_problems(exc)})") from None
-
-
-def _problems(exc: ValidationError) -> str:
-    """Where and which rule, never the rejected value."""
-    return "; ".join(
-        f"{'.'.join(str(part) for part in error['loc']) or 'body'}: {error['type']}" for error in exc.errors()[:5]
-    )
+        raise validation_error("invalid metadata", exc.errors()) from None
 
 
 def _accepted(call: CallRecord, *, replayed: bool) -> JSONResponse:
@@ -238,8 +245,19 @@ def call_statuses(
     call_ids = _parse_ids(ids)
     statuses = services.queries.call_statuses(user.id, call_ids)
     return CallStatusList(
-        items=[CallStatusItem(call_id=call_id, status=statuses[call_id]) for call_id in call_ids if call_id in statuses]
+        items=[
+            CallStatusItem(call_id=call_id, status=statuses[call_id]) for call_id in call_ids if call_id in statuses
+        ],
+        next_poll_ms=next_poll_ms(statuses.values()),
     )
+
+
+def next_poll_ms(statuses: Iterable[CallStatus]) -> int:
+    """When the caller should poll again, from the statuses it polled."""
+    in_flight = set(statuses) & ACTIVE_STATUSES
+    if in_flight - {CallStatus.TRANSCRIBING}:
+        return POLL_SOON_MS
+    return POLL_TRANSCRIBING_MS if in_flight else POLL_IDLE_MS
 
 
 def _parse_ids(ids: str) -> list[UUID]:
@@ -270,7 +288,8 @@ _ARTIFACT_RESPONSES: dict[int | str, dict[str, object]] = {
     summary="The normalized, speaker-attributed transcript of a call (the latest stored)",
 )
 def get_transcript(call_id: UUID, services: Services, user: CurrentUser) -> Response:
-    return _stored_artifact(services, user, call_id, ArtifactType.NORMALIZED_TRANSCRIPT_JSON)
+    document = _stored_document(services, user, call_id, ArtifactType.NORMALIZED_TRANSCRIPT_JSON)
+    return Response(document, media_type="application/json")
 
 
 @router.get(
@@ -280,10 +299,17 @@ def get_transcript(call_id: UUID, services: Services, user: CurrentUser) -> Resp
     summary="The structured analysis of a call (the latest stored)",
 )
 def get_analysis(call_id: UUID, services: Services, user: CurrentUser) -> Response:
-    return _stored_artifact(services, user, call_id, ArtifactType.ANALYSIS_JSON)
+    document = _stored_document(services, user, call_id, ArtifactType.ANALYSIS_JSON)
+    try:
+        analysis = json.loads(document)
+    except ValueError:
+        analysis = None
+    if not isinstance(analysis, dict):
+        return Response(document, media_type="application/json")  # not ours to judge: served as stored
+    return JSONResponse(with_legacy_aliases(analysis))
 
 
-def _stored_artifact(services: ApiServices, user: ApiUser, call_id: UUID, artifact_type: ArtifactType) -> Response:
+def _stored_document(services: ApiServices, user: ApiUser, call_id: UUID, artifact_type: ArtifactType) -> bytes:
     """The call's stored document. A reprocess or a retry leaves the previous one readable until it is
     replaced, and a failed one keeps it; a call without one yet answers 422 until it completes."""
     call = services.owned_call(user, call_id)
@@ -296,7 +322,7 @@ def _stored_artifact(services: ApiServices, user: ApiUser, call_id: UUID, artifa
         document = services.store.get_bytes(artifact.storage_key)
     except ObjectNotFoundError:
         raise ApiError(404, ARTIFACT_NOT_FOUND, f"the call's {artifact_type.value} object is missing") from None
-    return Response(document, media_type="application/json")
+    return document
 
 
 @router.delete(
@@ -330,7 +356,7 @@ async def delete_calls(request: Request, services: Services, user: CurrentUser) 
     try:
         body = BulkDeleteRequest.model_validate_json(await request.body())
     except ValidationError as exc:
-        raise ApiError(400, VALIDATION_FAILED, f"invalid body ({_problems(exc)})") from None
+        raise validation_error("invalid body", exc.errors()) from None
     return await run_in_threadpool(_delete_calls, services, user, body)
 
 
@@ -374,3 +400,44 @@ def reprocess_call(call_id: UUID, services: Services, user: CurrentUser) -> Acce
         if current.status is not CallStatus.QUEUED:
             raise ApiError(409, CALL_IN_PROGRESS, f"the call is {current.status.value}; wait until it finishes")
     return AcceptedCall(call_id=call.id, status=CallStatus.QUEUED)
+
+
+@router.post(
+    "/{call_id}/reanalyze",
+    response_model=CallDetail,
+    summary="Re-derive a completed call's transcript and analysis from its stored provider outputs",
+    description=(
+        "Normalization, speaker attribution and the LLM analysis run again from the stored raw transcript "
+        "and diarization: no audio is sent to a provider. Answers when done, with the call. A call not "
+        "COMPLETED is 409 (`details.status`); one without stored outputs to re-derive from is 404."
+    ),
+    responses=error_responses(404, 409, 502),
+)
+def reanalyze_call(call_id: UUID, services: Services, user: CurrentUser) -> CallDetail:
+    call = services.owned_call(user, call_id)
+    if call.status is not CallStatus.COMPLETED:
+        raise ApiError(
+            409,
+            CALL_NOT_COMPLETED,
+            f"the call is {call.status.value}; only a COMPLETED call is re-analyzed",
+            details={"status": call.status.value},
+        )
+    try:
+        plan_call_reprocess(
+            services.db, services.store, call_id=call.id, selection=REANALYSIS, settings=services.settings
+        )
+    except MaintenanceError as exc:
+        if exc.code == "call_busy":
+            raise ApiError(409, CALL_IN_PROGRESS, "the call is being processed; wait until it finishes") from None
+        raise ApiError(404, ARTIFACT_NOT_FOUND, "the call has no stored transcript to re-derive from") from None
+    outcome = services.process_call(call.id, REANALYSIS)
+    if not outcome.succeeded:
+        code = outcome.error_code or outcome.retry_of or outcome.left_alone
+        current = services.owned_call(user, call_id)
+        raise ApiError(
+            502,
+            PROVIDER_ERROR,
+            "the call could not be re-analyzed",
+            details={"cause": code, "status": current.status.value},
+        )
+    return CallDetail.of(services.owned_call(user, call_id))

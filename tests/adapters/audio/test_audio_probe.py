@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import subprocess
+import wave
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,21 @@ def test_an_ffmpeg_that_hangs_is_stopped_at_the_timeout(tmp_path: Path) -> None:
 
     with pytest.raises(AudioProbeUnavailableError, match="did not finish"):
         probe(ffmpeg_path=str(hanging), timeout_seconds=0.3).decodable_seconds(io.BytesIO(b"RIFF"))
+
+
+def test_an_excerpt_is_the_recordings_start_as_16_khz_mono_wav(tone_m4a: Path) -> None:
+    audio = io.BytesIO(tone_m4a.read_bytes())
+
+    excerpt = probe().excerpt_wav(audio, max_seconds=1.5)
+    whole = probe().excerpt_wav(audio, max_seconds=30)
+
+    with wave.open(io.BytesIO(excerpt)) as reader:
+        assert (reader.getnchannels(), reader.getsampwidth(), reader.getframerate()) == (1, 2, 16_000)
+        assert reader.getnframes() == pytest.approx(1.5 * 16_000, abs=160)
+    assert probe().decodable_seconds(io.BytesIO(whole)) == pytest.approx(3.0, abs=0.05)
+    assert audio.tell() == 0
+
+
+def test_an_excerpt_of_nothing_decodable_is_refused(tone_m4a: Path) -> None:
+    with pytest.raises(AudioUndecodableError):
+        probe().excerpt_wav(io.BytesIO(tone_m4a.read_bytes()[:5000]), max_seconds=30)
