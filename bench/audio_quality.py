@@ -133,20 +133,20 @@ def candidates() -> dict[str, FilterGraph]:
         "speechnorm instead of dynaudnorm": FilterGraph(
             shared=(*_TO_16KHZ, *_STEEP_HIGHPASS, *_DENOISE, "speechnorm=e=12.5:r=0.0001:l=1:p=0.5")
         ),
-        "leveled, 2-pole 80 Hz high-pass": FilterGraph(shared=(*_TO_16KHZ, "highpass=f=80", *_DENOISE, *_LEVEL)),
-        "leveled, 4-pole 100 Hz high-pass": build_filter_graph(
+        "leveled with a 2-pole 80 Hz high-pass": FilterGraph(shared=(*_TO_16KHZ, "highpass=f=80", *_DENOISE, *_LEVEL)),
+        "leveled with a 4-pole 100 Hz high-pass": build_filter_graph(
             AudioPreprocessingChain.LEVELED, ChainTuning(highpass_hz=100)
         ),
-        "leveled, no leveller threshold (pauses raised too)": FilterGraph(
+        "leveled without the leveller threshold": FilterGraph(
             shared=(*_TO_16KHZ, *_STEEP_HIGHPASS, *_DENOISE, _LEVEL[0].split(":t=")[0])
         ),
-        "leveled, afftdn floor -50 dB, threshold -48 dBFS": FilterGraph(
+        "leveled with floor -50 dB and threshold -48 dBFS": FilterGraph(
             shared=(*_TO_16KHZ, *_STEEP_HIGHPASS, "afftdn=nr=12:nf=-50", _LEVEL[0].replace("t=0.01", "t=0.004"))
         ),
         "leveled without denoise": build_filter_graph(
             AudioPreprocessingChain.LEVELED, ChainTuning(denoise_enabled=False)
         ),
-        "leveled, denoise for transcription only": FilterGraph(
+        "leveled with denoise for transcription only": FilterGraph(
             shared=(*_TO_16KHZ, *_STEEP_HIGHPASS), transcription=(*_DENOISE, *_LEVEL), diarization=_LEVEL
         ),
         "leveled + lowpass 3.8 kHz": FilterGraph(shared=(*LEVELED, "lowpass=f=3800")),
