@@ -375,6 +375,10 @@ def run_row(matrix: Matrix, row: Row, args: argparse.Namespace) -> dict[str, Any
     started = time.monotonic()
     calls = enqueue_row(matrix, row, max(2, round(args.calls_per_row * row.share)))
     result: dict[str, Any] = {"row": row.name, "fault": row.what}
+    if matrix.daemon.process is None or matrix.daemon.process.poll() is not None:
+        # a daemon that died in an earlier row would fail every row after it
+        result["daemon_restarted_first"] = True
+        matrix.daemon.start()
     if calls.ids:
         claimed = wait_for(lambda: status_count(matrix, calls.ids, ("QUEUED",)) < len(calls.ids), 240)
         if not claimed:
