@@ -16,7 +16,7 @@ from scryon_dagster.adapters.errors import PermanentProviderError, ProviderError
 from scryon_dagster.domain.calls import ErrorCode
 from scryon_dagster.simulator import SimulatorServer
 from tests.adapters.providers import test_lemonfox, test_llm, test_pyannote
-from tests.adapters.providers.conftest import silent_wav
+from tests.adapters.providers.conftest import WebhookReceiver, silent_wav
 
 AUTH = {"Authorization": "Bearer test-key"}
 CALL_ID = "0b7e2c4a-5d61-4f0e-9a3b-6c8d2e1f4a57"
@@ -140,6 +140,21 @@ def test_slow_answers_normally_after_the_delay(simulator: SimulatorServer, http:
     assert slow.json()["text"]
     assert slow_seconds >= 0.4
     assert simulator.admin.stats()["faults_served"] == {"lemonfox": {"slow": 1}}
+
+
+def test_truncated_callback_delivery_is_cut_and_not_a_usable_answer(
+    simulator: SimulatorServer, http: httpx.Client, webhook_receiver: WebhookReceiver
+) -> None:
+    simulator.admin.set_fault("lemonfox", "truncated_body")
+    form = {"model": "whisper-1", "response_format": "verbose_json", "callback_url": webhook_receiver.url}
+
+    accepted = http.post("/v1/audio/transcriptions", data=form, files={"file": ("a.wav", silent_wav(6.0))})
+
+    (delivery,) = webhook_receiver.wait_for(1)
+    assert accepted.json()["status"] == "processing"
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(delivery.body)
+    assert simulator.admin.subject_stats() == {"audio:6.000": {"lemonfox": {"requests": 1}}}
 
 
 def test_subject_stats_count_requests_and_usable_answers_per_call(
