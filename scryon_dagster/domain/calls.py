@@ -58,12 +58,19 @@ class ArtifactType(StrEnum):
 
 
 class Stage(StrEnum):
+    """Stage names of ``call_processing_events``, as the reference's pipeline writes them; ``STATUS`` and
+    ``LLM_SPEAKER_NAMING`` are ours."""
+
     AUDIO_PREPROCESSED = "AUDIO_PREPROCESSED"
     DIARIZED = "DIARIZED"
+    PYANNOTE_FAILED_FALLBACK = "PYANNOTE_FAILED_FALLBACK"
+    """Diarization failed softly; the call goes on with Lemonfox's own speaker labels."""
+    LEMONFOX_SUBMITTED = "LEMONFOX_SUBMITTED"
+    """Callback mode: the audio was submitted; TRANSCRIBED ends when the delivery arrives."""
     TRANSCRIBED = "TRANSCRIBED"
     TRANSCRIPT_ALIGNED = "TRANSCRIPT_ALIGNED"
     TRANSCRIPT_NORMALIZED = "TRANSCRIPT_NORMALIZED"
-    VOICE_MATCH = "VOICE_MATCH"
+    VOICE_MATCH = "VOICE_MATCH_STARTED"
     SPEAKER_REFINED = "SPEAKER_REFINED"
     LLM_SPEAKER_NAMING = "LLM_SPEAKER_NAMING"
     ANALYZED = "ANALYZED"

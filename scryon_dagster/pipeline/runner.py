@@ -348,15 +348,16 @@ class CallPipeline:
         ticket = signer.ticket(work.call_id)
         if not self.callbacks.await_callback(work.call_id, attempt=work.claim.attempt, expires_at=ticket.expires_at):
             raise StageFailure("superseded")
-        try:
-            self.lemonfox.submit_with_callback(
-                work.audio.transcription_audio,
-                filename=filename,
-                content_type=content_type,
-                callback_url=ticket.url,
-            )
-        except ProviderError as exc:
-            raise StageFailure(exc.code) from None
+        with work.log.stage(Stage.LEMONFOX_SUBMITTED, provider="lemonfox"):
+            try:
+                self.lemonfox.submit_with_callback(
+                    work.audio.transcription_audio,
+                    filename=filename,
+                    content_type=content_type,
+                    callback_url=ticket.url,
+                )
+            except ProviderError as exc:
+                raise StageFailure(exc.code) from None
         # The stage's terminal event is written when the delivery arrives (or the wait times out).
         work.log.skipped(Stage.TRANSCRIBED, provider="lemonfox", reason="awaiting_callback")
         work.awaiting_callback = True
@@ -399,8 +400,11 @@ class CallPipeline:
                 raw_bytes = self._diarize_or_identify(work, media_url)
             except ProviderError as exc:
                 stage.soft_failure(exc.code)
-                return None
-            size = self.store_artifact(work, ArtifactType.DIARIZATION_JSON, raw_bytes)
+            else:
+                size = self.store_artifact(work, ArtifactType.DIARIZATION_JSON, raw_bytes)
+        if stage.soft_code is not None:
+            work.log.fell_back(Stage.PYANNOTE_FAILED_FALLBACK, provider="pyannote", cause=stage.soft_code)
+            return None
         assert work.diarization is not None
         return {
             "provider": "pyannote",

@@ -75,6 +75,10 @@ class StageLog:
     def skipped(self, stage: Stage, *, provider: str | None = None, reason: str) -> None:
         self._add(stage, EventStatus.SKIPPED, provider, error_message=reason)
 
+    def fell_back(self, stage: Stage, *, provider: str | None = None, cause: str) -> None:
+        """A fallback was taken (``stage`` names it) because of ``cause``, an error code."""
+        self._add(stage, EventStatus.COMPLETED, provider, error_code=cause)
+
     def _add(
         self,
         stage: Stage,

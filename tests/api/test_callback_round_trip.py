@@ -150,6 +150,8 @@ def test_a_call_completes_through_the_lemonfox_callback(
         assert client.get(f"/api/calls/{call_id}/analysis").status_code == 200
 
     events = [(e.stage, e.status, e.error_message) for e in db.list_events(call_id)]
+    assert ("LEMONFOX_SUBMITTED", "STARTED", None) in events
+    assert ("LEMONFOX_SUBMITTED", "COMPLETED", None) in events
     assert ("TRANSCRIBED", "SKIPPED", "awaiting_callback") in events
     assert ("TRANSCRIBED", "COMPLETED", "callback") in events
     assert ("ANALYZED", "COMPLETED", None) in events

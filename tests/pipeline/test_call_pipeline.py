@@ -109,7 +109,12 @@ def test_diarization_trouble_falls_back_to_lemonfox_speaker_labels(
         store.get_bytes(artifacts[ArtifactType.NORMALIZED_TRANSCRIPT_JSON].storage_key)
     )
     assert normalized.pipeline.diarization_provider == "lemonfox"  # its speaker_labels stood in
-    assert ("DIARIZED", "FAILED") in {(e.stage, e.status) for e in db.list_events(call_id)}
+    events = db.list_events(call_id)
+    assert ("DIARIZED", "FAILED") in {(e.stage, e.status) for e in events}
+    # the reference's marker of the fallback, with the cause
+    (fallback,) = [e for e in events if e.stage == "PYANNOTE_FAILED_FALLBACK"]
+    assert (fallback.status, fallback.provider) == ("COMPLETED", "pyannote")
+    assert fallback.error_code == next(e.error_code for e in events if (e.stage, e.status) == ("DIARIZED", "FAILED"))
 
 
 @pytest.mark.parametrize(
