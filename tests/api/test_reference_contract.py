@@ -129,6 +129,8 @@ def test_a_processed_calls_responses_match_the_reference_examples(
         assert problems(response.json(), EXAMPLES[name]) == [], name
     assert responses["call_list"].json()["items"][0]["status"] == "COMPLETED"
     served = analysis.json()
+    # partial: the reference's analysis is open-ended, but a real one carries the documented core
+    assert {"schemaVersion", "callType", "sections", "actionItems", "sentiment", "tone", "keyPoints"} <= set(served)
     assert problems(served, EXAMPLES["analysis"], partial=True) == []
     for alias, source in LEGACY_ALIASES.items():
         assert source not in served or alias in served, alias

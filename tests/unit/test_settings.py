@@ -45,6 +45,16 @@ def test_a_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, variabl
         load_settings()
 
 
+def test_voice_sample_limits_follow_the_reference_and_must_be_ordered(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings()
+    assert (settings.scryon_voice_sample_min_seconds, settings.scryon_voice_sample_max_seconds) == (15, 45)
+    assert settings.voice_sample_max_bytes == 10 * 1024 * 1024
+    assert settings.scryon_voice_consent_version == "v1"
+    monkeypatch.setenv("SCRYON_VOICE_SAMPLE_MIN_SECONDS", "60")
+    with pytest.raises(SettingsError, match="SCRYON_VOICE_SAMPLE_MIN_SECONDS"):
+        load_settings()
+
+
 def test_s3_without_a_bucket_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OBJECT_STORAGE_PROVIDER", "s3")
     with pytest.raises(SettingsError, match="OBJECT_STORAGE_BUCKET"):
