@@ -13,6 +13,7 @@ from uuid import UUID
 
 import dagster as dg
 
+from scryon_dagster.adapters.db.api_queries import IDEMPOTENCY_KEY_TTL_HOURS
 from scryon_dagster.adapters.db.backup import PostgresToolError
 from scryon_dagster.adapters.db.embedded import resolve_database_url
 from scryon_dagster.assets.calls import BatchTally, fail_if_any_failed, record_calls
@@ -192,8 +193,6 @@ class PruneHistoryConfig(dg.Config):
     """Unset: SCRYON_EVENT_RETENTION_DAYS (30)."""
     partition_retention_days: int = 30
     """Partition keys of calls COMPLETED or FAILED longer ago are dropped; the call and its artifacts stay."""
-    idempotency_key_retention_hours: float = 24
-    """Upload idempotency keys older than this are forgotten (the reference keeps them 24 h)."""
     dagster_run_retention_days: int = 90
     """Dagster runs (with their event logs) older than this are deleted, oldest first."""
     max_runs_deleted: int = 1000
@@ -211,7 +210,6 @@ def prune_history_op(
     for value, name in (
         (event_retention_days, "event_retention_days"),
         (config.partition_retention_days, "partition_retention_days"),
-        (config.idempotency_key_retention_hours, "idempotency_key_retention_hours"),
         (config.dagster_run_retention_days, "dagster_run_retention_days"),
         (config.max_runs_deleted, "max_runs_deleted"),
     ):
@@ -219,7 +217,7 @@ def prune_history_op(
     now = _now()
     events = maintenance.prune_events(database.db, now=now, retention=timedelta(days=event_retention_days))
     idempotency_keys = maintenance.prune_idempotency_keys(
-        database.db, now=now, retention=timedelta(hours=config.idempotency_key_retention_hours)
+        database.db, now=now, retention=timedelta(hours=IDEMPOTENCY_KEY_TTL_HOURS)
     )
     instance = context.instance
     old_calls = maintenance.finished_calls_before(database.db, now - timedelta(days=config.partition_retention_days))

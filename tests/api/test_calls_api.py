@@ -84,6 +84,21 @@ def test_a_retried_upload_with_the_same_idempotency_key_returns_the_same_call(
     assert len(objects(store, db, UUID(first.json()["callId"]))) == 1
 
 
+def test_an_idempotency_key_replays_its_call_for_24_hours_only(api: Api, db: CallDatabase) -> None:
+    first = api.queue_call(headers={"Idempotency-Key": "upload-9"})
+    db.query(
+        "UPDATE upload_idempotency_keys SET created_at = now() - interval '25 hours' WHERE idempotency_key = %s",
+        ("upload-9",),
+    )
+
+    retried = api.queue_call(headers={"Idempotency-Key": "upload-9"})
+    again = api.upload(headers={"Idempotency-Key": "upload-9"})
+
+    assert retried != first
+    assert again.json()["callId"] == str(retried)  # the key now replays the new call
+    assert again.headers["Idempotent-Replayed"] == "true"
+
+
 @pytest.mark.parametrize(
     "metadata",
     [

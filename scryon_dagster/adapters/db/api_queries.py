@@ -11,6 +11,9 @@ from scryon_dagster.adapters.db.repository import CallDatabase, DatabaseError
 from scryon_dagster.domain.calls import CallStatus, Direction
 
 _BIND_ATTEMPTS = 3
+IDEMPOTENCY_KEY_TTL_HOURS = 24
+"""How long an upload's idempotency key replays its call, as in the reference; prune_history then
+forgets the key, and a key past it binds the next upload afresh even before that."""
 
 
 @dataclass(frozen=True)
@@ -119,9 +122,11 @@ class ApiQueries:
         return {row["id"]: CallStatus(row["status"]) for row in rows}
 
     def call_for_idempotency_key(self, user_id: UUID, key: str) -> UUID | None:
+        """The call ``key`` was bound to within IDEMPOTENCY_KEY_TTL_HOURS."""
         rows = self._db.query(
-            "SELECT call_id FROM upload_idempotency_keys WHERE user_id = %s AND idempotency_key = %s",
-            (user_id, key),
+            "SELECT call_id FROM upload_idempotency_keys WHERE user_id = %s AND idempotency_key = %s "
+            "AND created_at > now() - make_interval(hours => %s)",
+            (user_id, key, IDEMPOTENCY_KEY_TTL_HOURS),
         )
         return rows[0]["call_id"] if rows else None
 
@@ -130,10 +135,15 @@ class ApiQueries:
         # A concurrent binder's row is invisible to the statement that lost the race, and the
         # winner's call may be deleted meanwhile: read again in a new statement, a few times at most.
         for _ in range(_BIND_ATTEMPTS):
+            # An expired binding (not yet pruned) is taken over, as if it were gone.
             inserted = self._db.query(
-                "INSERT INTO upload_idempotency_keys (user_id, idempotency_key, call_id) VALUES (%s, %s, %s) "
-                "ON CONFLICT (user_id, idempotency_key) DO NOTHING RETURNING call_id",
-                (user_id, key, call_id),
+                """
+                INSERT INTO upload_idempotency_keys AS k (user_id, idempotency_key, call_id) VALUES (%s, %s, %s)
+                ON CONFLICT (user_id, idempotency_key) DO UPDATE SET call_id = EXCLUDED.call_id, created_at = now()
+                    WHERE k.created_at <= now() - make_interval(hours => %s)
+                RETURNING call_id
+                """,
+                (user_id, key, call_id, IDEMPOTENCY_KEY_TTL_HOURS),
             )
             if inserted:
                 return call_id
