@@ -21,8 +21,10 @@ from scryon_dagster.domain.analysis import (
     validate_analysis_output,
 )
 from scryon_dagster.domain.calls import ArtifactType, CallStatus, ErrorCode, Stage
+from scryon_dagster.domain.provider_spend import SpendStage
 from scryon_dagster.domain.transcript.models import NormalizedTranscript, TranscriptFormatError
 from scryon_dagster.pipeline.outcomes import MetadataValue
+from scryon_dagster.pipeline.spend import record_llm_cost
 from scryon_dagster.pipeline.stages import StageFailure
 
 if TYPE_CHECKING:
@@ -66,6 +68,7 @@ def run_analysis(
             raise StageFailure(exc.code) from None
         usage = _usage(pipeline, result)
         pipeline.db.record_llm_usage(call.id, usage)  # tokens are spent even when the output is unusable
+        record_llm_cost(pipeline, work, usage, SpendStage.ANALYSIS)
         try:
             analysis = validate_analysis_output(
                 content=result.content,
@@ -153,6 +156,7 @@ def name_speakers_with_llm(
         except ProviderError as exc:
             stage.soft_failure(exc.code)
             return transcript
+        record_llm_cost(pipeline, work, _usage(pipeline, result), SpendStage.SPEAKER_NAMING)
         outcome = apply_speaker_naming(
             transcript, content=result.content, refusal=result.refusal, finish_reason=result.finish_reason
         )

@@ -30,8 +30,10 @@ from scryon_dagster.adapters.webhooks import (
 )
 from scryon_dagster.domain.calls import ArtifactType, ErrorCode, EventStatus, Stage
 from scryon_dagster.domain.provider_outputs import RawTranscript
+from scryon_dagster.domain.provider_spend import AudioPrices
 from scryon_dagster.domain.storage_keys import artifact_key
 from scryon_dagster.pipeline.outcomes import PipelineAsset, StageSelection
+from scryon_dagster.pipeline.spend import record_delivered_transcription_cost
 from scryon_dagster.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -133,9 +135,10 @@ def verify_callback(query: Mapping[str, str], secrets: list[str], now: datetime 
 
 
 def accept_transcription_callback(
-    db: CallDatabase, store: ObjectStore, callback: VerifiedCallback, body: bytes
+    db: CallDatabase, store: ObjectStore, callback: VerifiedCallback, body: bytes, *, prices: AudioPrices
 ) -> DeliveryOutcome:
-    """Store a verified delivery for the call's current submission and mark the call received.
+    """Store a verified delivery for the call's current submission and mark the call received; an
+    accepted transcript's cost (at ``prices``) goes to the cost ledger.
 
     Raises :class:`InvalidCallbackBody` (nothing changed) for unreadable bytes and
     :class:`CallbackRejected` when the call does not exist.
@@ -163,6 +166,7 @@ def accept_transcription_callback(
     _record_delivery(db, call_id, user_id, waited, failed=transcript is None)
     if transcript is None:
         return DeliveryOutcome.CALL_FAILED
+    record_delivered_transcription_cost(db, prices, call_id, user_id, transcript)
     logger.info("callback for call %s stored (%d segments)", call_id, len(transcript.segments))
     return DeliveryOutcome.ACCEPTED
 

@@ -34,6 +34,7 @@ from scryon_dagster.pipeline.analysis_stage import reuse_stored_analysis, run_an
 from scryon_dagster.pipeline.callbacks import RESUME_SELECTION, CallbackSigner
 from scryon_dagster.pipeline.outcomes import CallOutcome, MetadataValue, PipelineAsset, StageSelection
 from scryon_dagster.pipeline.settle import Settlement, settle_failure
+from scryon_dagster.pipeline.spend import record_diarization_cost, record_transcription_cost
 from scryon_dagster.pipeline.stages import BatchBookkeeping, StageFailure, StageLog
 from scryon_dagster.pipeline.transcript_stage import USER_VOICEPRINT_LABEL, build_normalized_transcript
 from scryon_dagster.settings import Settings
@@ -329,6 +330,7 @@ class CallPipeline:
                 )
             except ProviderError as exc:
                 raise StageFailure(exc.code) from None
+            record_transcription_cost(self, work)
             size = self.store_artifact(work, ArtifactType.RAW_TRANSCRIPT_JSON, result.raw_bytes)
         work.raw_transcript = result.transcript
         return {
@@ -401,6 +403,7 @@ class CallPipeline:
             except ProviderError as exc:
                 stage.soft_failure(exc.code)
             else:
+                record_diarization_cost(self, work)
                 size = self.store_artifact(work, ArtifactType.DIARIZATION_JSON, raw_bytes)
         if stage.soft_code is not None:
             work.log.fell_back(Stage.PYANNOTE_FAILED_FALLBACK, provider="pyannote", cause=stage.soft_code)

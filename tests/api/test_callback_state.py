@@ -16,6 +16,7 @@ from scryon_dagster.adapters.db.callback_queries import CallbackQueries
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.adapters.object_store import ObjectStore
 from scryon_dagster.domain.calls import ArtifactType, CallStatus
+from scryon_dagster.domain.provider_spend import AudioPrices
 from scryon_dagster.partitions import BATCH_TAG, RUN_KIND_TAG
 from scryon_dagster.pipeline.callbacks import (
     DeliveryOutcome,
@@ -33,6 +34,7 @@ from tests.api.test_lemonfox_webhook import BODY, signer
 from tests.fixtures.pipeline import Enqueue
 
 EVERYTHING = StageSelection.everything()
+PRICES = AudioPrices(lemonfox_per_audio_hour_usd=0.17, pyannote_per_audio_hour_usd=0.12, pyannote_min_billed_seconds=20)
 
 
 def awaiting_call(db: CallDatabase, call_id: UUID, batch: UUID | None = None) -> tuple[int, UUID, dict[str, str]]:
@@ -46,7 +48,7 @@ def awaiting_call(db: CallDatabase, call_id: UUID, batch: UUID | None = None) ->
 
 
 def deliver(db: CallDatabase, store: ObjectStore, query: dict[str, str], body: bytes = BODY) -> DeliveryOutcome:
-    return accept_transcription_callback(db, store, verify_callback(query, [WEBHOOK_SECRET]), body)
+    return accept_transcription_callback(db, store, verify_callback(query, [WEBHOOK_SECRET]), body, prices=PRICES)
 
 
 def test_a_delivered_call_waits_for_its_run_to_let_go(

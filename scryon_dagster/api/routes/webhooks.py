@@ -27,6 +27,7 @@ from scryon_dagster.pipeline.callbacks import (
     accept_transcription_callback,
     verify_callback,
 )
+from scryon_dagster.pipeline.spend import audio_prices
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,14 @@ async def lemonfox_callback(
         raise ApiError(401, INVALID_SIGNATURE, "the callback URL is not valid") from None
     body = await _bounded_body(request.headers.get("content-length"), request.stream(), services.max_callback_bytes)
     try:
-        outcome = await run_in_threadpool(accept_transcription_callback, services.db, services.store, callback, body)
+        outcome = await run_in_threadpool(
+            accept_transcription_callback,
+            services.db,
+            services.store,
+            callback,
+            body,
+            prices=audio_prices(services.settings),
+        )
     except CallbackRejected as exc:
         logger.warning("lemonfox callback rejected (%s)", exc.reason)
         raise ApiError(401, INVALID_SIGNATURE, "the callback URL is not valid") from None

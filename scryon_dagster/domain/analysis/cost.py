@@ -92,9 +92,14 @@ def estimate_provider_cost_usd(
         diarization_min_billed_seconds=diarization_min_billed_seconds,
     )
     transcription = audio_seconds / _SECONDS_PER_HOUR * transcription_price_per_audio_hour if transcribe else 0.0
-    billed_per_job = max(audio_seconds, diarization_min_billed_seconds)
+    billed_per_job = billed_diarization_seconds(audio_seconds, diarization_min_billed_seconds)
     diarization = diarization_jobs * billed_per_job / _SECONDS_PER_HOUR * diarization_price_per_audio_hour
     return ProviderCostEstimate(transcription_usd=transcription, diarization_usd=diarization)
+
+
+def billed_diarization_seconds(audio_seconds: float, min_billed_seconds: float = PYANNOTE_MIN_BILLED_SECONDS) -> float:
+    """The audio seconds one pyannote job is billed for: its audio, but at least the minimum per job."""
+    return max(audio_seconds, min_billed_seconds)
 
 
 def _require_non_negative(**values: float) -> None:
