@@ -2,7 +2,7 @@
 processing through the simulator) has the fields, JSON types and enum values of the reference's
 documented examples (``tests/api/reference/examples.json``, restated from the reference's API documents).
 Extra fields of ours are allowed; a missing documented field, another type or an undocumented enum value
-is not."""
+is not. The transcript's check is expected to fail until issue 17's transcript-shape change lands."""
 
 from __future__ import annotations
 
@@ -136,3 +136,23 @@ def test_a_processed_calls_responses_match_the_reference_examples(
         assert source not in served or alias in served, alias
     deleted = api.request("DELETE", "/api/calls", json={"callIds": [str(call_id)]})
     assert problems(deleted.json(), EXAMPLES["bulk_delete"]) == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "issue 17 (1), another change: segments' alignmentConfidence is a number (the reference: HIGH/MEDIUM/LOW) "
+        "and pipeline.alignmentVersion an integer (the reference: a string); remove this mark when the transcript "
+        "follows the reference"
+    ),
+)
+def test_a_processed_calls_transcript_matches_the_reference_example(
+    api: Api, pipeline: CallPipeline, sample_audio: dict[str, Path]
+) -> None:
+    call_id = api.queue_call(audio=sample_audio["greeting_by_name"].read_bytes(), metadata={"direction": "OUTGOING"})
+    (outcome,) = pipeline.run_batch([call_id], StageSelection.everything(), batch_id=None, run_id=str(uuid4()))
+    assert outcome.succeeded, outcome.error_code
+
+    transcript = api.request("GET", f"/api/calls/{call_id}/transcript").json()
+
+    assert problems(transcript, EXAMPLES["transcript"]) == []
