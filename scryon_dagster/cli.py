@@ -1,4 +1,5 @@
-"""`scryon-dagster`: the operator's command line (migrate, enqueue, simulator, demo, api, restore, embedded db)."""
+"""`scryon-dagster`: the operator's command line (migrate, enqueue, simulator, demo, api, restore, call-cost,
+embedded db)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from uuid import UUID
 
 from scryon_dagster.domain.calls import Direction
 from scryon_dagster.settings import Settings, SettingsError, load_settings
@@ -161,6 +163,24 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> None:
         print("next: launch the reconcile_storage job with repair: true (docs/runbook.md, Restore from a backup)")
 
 
+def cmd_call_cost(args: argparse.Namespace, settings: Settings) -> None:
+    from scryon_dagster.adapters.db.cost_queries import CostQueries
+    from scryon_dagster.adapters.db.repository import CallDatabase
+
+    with CallDatabase(_database_url(settings), timeout_seconds=5, retry_seconds=5) as db:
+        cost = CostQueries(db).call_cost(args.call_id)
+        if not cost.entries and db.get_call(args.call_id) is None:
+            raise CliError(f"no call {args.call_id} (a deleted call's spend stays in the ledger, unlinked)")
+    print(f"call {cost.call_id}: {len(cost.entries)} paid requests, estimated {cost.estimated_cost_usd:.6f} USD")
+    for entry in cost.entries:
+        if entry.prompt_tokens is not None:
+            units = f"{entry.prompt_tokens} prompt + {entry.completion_tokens} completion tokens"
+        else:
+            units = f"{entry.audio_seconds or 0:.1f} s audio, {entry.billed_audio_seconds or 0:.1f} s billed"
+        when = entry.created_at.isoformat(timespec="seconds")
+        print(f"  {when}  {entry.provider:<8}  {entry.stage:<20}  {units}  {entry.estimated_cost_usd:.6f} USD")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scryon-dagster", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -209,6 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     restore.add_argument("--list", action="store_true", help="list the stored dumps, oldest first, and exit")
     restore.set_defaults(handler=cmd_restore)
+
+    call_cost = commands.add_parser(
+        "call-cost", help="a call's provider spend: each paid request (retries included) and the total"
+    )
+    call_cost.add_argument("call_id", type=UUID)
+    call_cost.set_defaults(handler=cmd_call_cost)
 
     db = commands.add_parser("db", help="the embedded default PostgreSQL server")
     db.add_argument("action", choices=["start", "stop"])

@@ -4,14 +4,16 @@ prices, a retry or reprocess that pays again appends again, and a lost row never
 from __future__ import annotations
 
 import logging
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 
 from scryon_dagster.adapters.db.cost_queries import CallCost, CostQueries
 from scryon_dagster.adapters.db.repository import CallDatabase, DatabaseUnavailableError
 from scryon_dagster.adapters.object_store import ObjectStore
+from scryon_dagster.cli import main
 from scryon_dagster.domain.calls import CallStatus, ErrorCode
+from scryon_dagster.domain.flags import FeatureFlag
 from scryon_dagster.domain.provider_spend import SpendProvider, SpendStage
 from scryon_dagster.pipeline.callbacks import DeliveryOutcome
 from scryon_dagster.pipeline.runner import CallPipeline
@@ -157,3 +159,33 @@ def test_a_transcript_delivered_by_callback_is_in_the_ledger_once(
     assert entry.estimated_cost_usd == pytest.approx(
         call.duration_seconds / 3600 * PRICES.lemonfox_per_audio_hour_usd, abs=1e-6
     )
+
+
+def test_the_opt_in_naming_pass_is_paid_as_its_own_llm_request(
+    pipeline: CallPipeline, db: CallDatabase, enqueue_sample: Enqueue
+) -> None:
+    db.set_feature_flag(FeatureFlag.LLM_SPEAKER_NAMING_ENABLED, True, updated_by="test")
+    call_id = enqueue_sample("no_names")  # the caller is never named: the pass asks the LLM
+
+    assert run(pipeline, [call_id])[call_id].succeeded
+
+    assert ("LLM_SPEAKER_NAMING", "STARTED") in {(e.stage, e.status) for e in db.list_events(call_id)}
+    (naming,) = [entry for entry in ledger(db, call_id).entries if entry.stage is SpendStage.SPEAKER_NAMING]
+    assert naming.provider is SpendProvider.LLM
+    assert naming.prompt_tokens
+    assert naming.estimated_cost_usd > 0
+
+
+def test_call_cost_prints_each_paid_request_and_the_total(
+    pipeline: CallPipeline, db: CallDatabase, enqueue_sample: Enqueue, capsys: pytest.CaptureFixture[str]
+) -> None:
+    call_id = enqueue_sample("no_names")
+    assert run(pipeline, [call_id])[call_id].succeeded
+    cost = ledger(db, call_id)
+
+    assert main(["call-cost", str(call_id)]) == 0
+
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"call {call_id}: 3 paid requests, estimated {cost.estimated_cost_usd:.6f} USD"
+    assert [line.split()[1:3] for line in lines[1:]] == [[e.provider, e.stage] for e in cost.entries]
+    assert main(["call-cost", str(uuid4())]) == 2
