@@ -1,5 +1,7 @@
 """THE Definitions of the scryon_dagster code location."""
 
+import warnings
+
 import dagster as dg
 
 from scryon_dagster.assets.calls import call_pipeline
@@ -16,6 +18,12 @@ from scryon_dagster.resources import build_resources
 from scryon_dagster.schedules.provider_spend import provider_spend_job, provider_spend_schedule
 from scryon_dagster.schedules.runbook import RUNBOOK_SCHEDULES
 from scryon_dagster.sensors.queued_calls import crashed_batch_sensor, queued_calls_sensor
+
+# Dagster re-creates our sensors when it binds their jobs and passes its own `owners` along: the beta
+# warning that raises is about Dagster's call, not ours, and printed on every start of every process.
+warnings.filterwarnings(
+    "ignore", message="Parameter `owners` of initializer `SensorDefinition", category=dg.BetaWarning
+)
 
 defs = dg.Definitions(
     assets=[call_pipeline, provider_spend],

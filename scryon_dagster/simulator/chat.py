@@ -129,7 +129,8 @@ _STOPWORDS = frozenset(
 
 
 def _keywords(segments: list[_Segment]) -> list[str]:
-    words = re.findall(r"[a-z][a-z'-]{3,}", " ".join(segment.text for segment in segments).lower())
+    # lower-case words only: names (and sentence openings) are capitalised, and a tag is never a name
+    words = re.findall(r"\b(?<!['-])[a-z]{4,}\b(?!['-])", " ".join(segment.text for segment in segments))
     counts = Counter(word for word in words if word not in _STOPWORDS)
     return [word for word, _ in counts.most_common(3)]
 
