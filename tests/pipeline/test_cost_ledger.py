@@ -4,6 +4,7 @@ prices, a retry or reprocess that pays again appends again, and a lost row never
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 import pytest
@@ -16,6 +17,7 @@ from scryon_dagster.domain.calls import CallStatus, ErrorCode
 from scryon_dagster.domain.flags import FeatureFlag
 from scryon_dagster.domain.provider_spend import SpendProvider, SpendStage
 from scryon_dagster.pipeline.callbacks import DeliveryOutcome
+from scryon_dagster.pipeline.maintenance import delete_calls
 from scryon_dagster.pipeline.runner import CallPipeline
 from scryon_dagster.settings import Settings
 from scryon_dagster.simulator import SimulatorServer
@@ -189,3 +191,19 @@ def test_call_cost_prints_each_paid_request_and_the_total(
     assert lines[0] == f"call {call_id}: 3 paid requests, estimated {cost.estimated_cost_usd:.6f} USD"
     assert [line.split()[1:3] for line in lines[1:]] == [[e.provider, e.stage] for e in cost.entries]
     assert main(["call-cost", str(uuid4())]) == 2
+
+
+def test_a_deleted_call_leaves_its_spend_in_the_ledger_unlinked(
+    pipeline: CallPipeline, db: CallDatabase, store: ObjectStore, enqueue_sample: Enqueue
+) -> None:
+    call_id = enqueue_sample("no_names")
+    assert run(pipeline, [call_id])[call_id].succeeded
+    today = datetime.now(UTC).date()
+    spent = CostQueries(db).daily_spend(today, today)
+
+    assert delete_calls(db, store, [call_id]).deleted == [call_id]
+
+    assert ledger(db, call_id).entries == []
+    after = CostQueries(db).daily_spend(today, today)
+    assert [day.estimated_cost_usd for day in after] == [day.estimated_cost_usd for day in spent]
+    assert {day.calls for day in after} == {0}  # the money stays spent; the link to the call is gone
