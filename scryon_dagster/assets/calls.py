@@ -156,13 +156,12 @@ class MaterializationLog:
             self.flush()
 
     def flush(self) -> None:
-        step = self._context._step_execution_context
         for asset in PipelineAsset:  # dependency order: an upstream batch is stored before it is pointed at
             if by_call := self._materialized.get(asset):
                 materializations = self._with_provenance(asset, by_call)
-                _log_batch(step, materializations, DagsterEvent.asset_materialization, self._context)
+                _log_batch(self._context, materializations, DagsterEvent.asset_materialization)
             if observations := self._not_materialized.get(asset):
-                _log_batch(step, observations, DagsterEvent.asset_observation, self._context)
+                _log_batch(self._context, observations, DagsterEvent.asset_observation)
         self._materialized.clear()
         self._not_materialized.clear()
         self._pending_calls = 0
@@ -189,12 +188,12 @@ _Event = TypeVar("_Event", dg.AssetMaterialization, dg.AssetObservation)
 
 
 def _log_batch(
-    step: StepExecutionContext,
+    context: dg.OpExecutionContext,
     events: Sequence[_Event],
     to_dagster_event: Callable[[StepExecutionContext, _Event, DagsterEventBatchMetadata], DagsterEvent],
-    context: dg.OpExecutionContext,
 ) -> None:
     """One batch per asset: storage updates an asset's latest record from a batch's last event."""
+    step = context._step_execution_context
     batch_id = generate_event_batch_id()
     for index, event in enumerate(events):
         dagster_event = to_dagster_event(step, event, DagsterEventBatchMetadata(batch_id, index == len(events) - 1))
