@@ -148,7 +148,7 @@ def _enroll(services: ApiServices, user: ApiUser, upload: AudioUpload) -> VoiceP
         "maxSeconds": settings.scryon_voice_sample_max_seconds,
     }
     try:
-        seconds = probe.decodable_seconds(upload.audio)
+        seconds = round(probe.decodable_seconds(upload.audio), 2)
         if seconds < settings.scryon_voice_sample_min_seconds:
             raise ApiError(
                 422, AUDIO_TOO_SHORT, "the voice sample is too short", details={**limits, "seconds": seconds}
@@ -167,7 +167,7 @@ def _enroll(services: ApiServices, user: ApiUser, upload: AudioUpload) -> VoiceP
         model=settings.pyannote_model,
         embedding_json={"voiceprint": voiceprint},
         consent_version=consent_version,
-        sample_duration_seconds=round(seconds, 2),
+        sample_duration_seconds=seconds,
     )
     logger.info("voice profile of user %s stored (%.1f s sample)", user.id, seconds)
     return profile
