@@ -97,6 +97,13 @@ class StageSelection:
     def names(self) -> list[str]:
         return sorted(asset.value for asset in self.assets)
 
+    def within(self, cycle_assets: Iterable[str] | None) -> StageSelection:
+        """What of this selection a call's processing cycle rebuilds (None: everything): a retried
+        re-derivation that the pickup plans in full still rebuilds only what the cycle was started for."""
+        if cycle_assets is None:
+            return self
+        return StageSelection(self.assets & {PipelineAsset(name) for name in cycle_assets})
+
     @property
     def needs_audio(self) -> bool:
         """Only diarization and transcription call a provider with the audio."""

@@ -119,7 +119,9 @@ class CallPipeline:
         Calls whose transcript a callback delivered continue from normalization, whatever the selection.
         """
         batch = batch_id or UUID(run_id)
-        claims = self.db.begin_processing(call_ids, batch_id=batch, run_id=UUID(run_id), take_idle=take_idle)
+        claims = self.db.begin_processing(
+            call_ids, batch_id=batch, run_id=UUID(run_id), take_idle=take_idle, assets=selection.names
+        )
         started = {claim.call_id for claim in claims}
         resumed = self.callbacks.begin_resume([i for i in call_ids if i not in started], batch_id=batch)
         resumed_ids = {claim.call_id for claim in resumed}
@@ -198,7 +200,9 @@ class CallPipeline:
                 voiceprint=self._voiceprint(call.user_id) if flags.voice_embedding else None,
                 resumed_from_callback=resumed,
             )
-            materialized = self._stages(work, RESUME_SELECTION if resumed else selection, diarizers)
+            materialized = self._stages(
+                work, RESUME_SELECTION if resumed else selection.within(call.cycle_assets), diarizers
+            )
             if work.awaiting_callback:
                 if not self.callbacks.hand_off(call.id, attempt=claim.attempt):
                     return CallOutcome(claim.call_id, error_code=self._why_not_handed_off(call.id))

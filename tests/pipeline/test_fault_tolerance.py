@@ -20,7 +20,7 @@ from scryon_dagster.settings import load_settings
 from scryon_dagster.simulator import SimulatorServer
 from tests.fixtures.pipeline import Enqueue
 from tests.fixtures.s3 import RestartableS3Server
-from tests.pipeline.test_call_pipeline import EVERYTHING, provider_requests, run, status
+from tests.pipeline.test_call_pipeline import EVERYTHING, REDERIVE, provider_requests, run, status
 
 
 @pytest.fixture
@@ -234,3 +234,25 @@ def test_an_object_storage_outage_fails_no_call(
 
     assert [o for o in outcomes.values() if not o.succeeded] == []
     assert {status(db, call_id) for call_id in call_ids} == {(CallStatus.COMPLETED, None)}
+
+
+def test_a_retried_rederivation_never_pays_for_the_audio_again(
+    retrying_pipeline: CallPipeline, db: CallDatabase, simulator: SimulatorServer, enqueue_sample: Enqueue
+) -> None:
+    call_id = enqueue_sample("no_names")
+    assert run(retrying_pipeline, [call_id])[call_id].succeeded
+    simulator.admin.set_fault("llm", "http_503", times=2)
+    spent = provider_requests(simulator)
+
+    # re-derivation launched by hand; its analysis fails transiently and goes back to the queue
+    first = run(retrying_pipeline, [call_id], REDERIVE)[call_id]
+    # the pickup plans every asset for the retry, as it does for any re-queued call
+    retried = run(retrying_pipeline, [call_id], EVERYTHING)[call_id]
+
+    assert first.retry_of == ErrorCode.ANALYSIS_UNAVAILABLE
+    assert retried.succeeded, retried
+    after = provider_requests(simulator)
+    assert after["lemonfox"] == spent["lemonfox"]
+    assert after.get("pyannote", 0) == spent.get("pyannote", 0)
+    assert set(retried.materialized) == {PipelineAsset.NORMALIZED_TRANSCRIPT, PipelineAsset.ANALYSIS}
+    assert status(db, call_id) == (CallStatus.COMPLETED, None)

@@ -36,6 +36,8 @@ class CallRecord:
     cycle_started_at: datetime | None = None
     """When this processing cycle began (intake, or leaving COMPLETED/FAILED): outputs stored since
     then are this cycle's, and a retry reuses them instead of paying for them again."""
+    cycle_assets: list[str] | None = None
+    """The assets this cycle rebuilds (a re-derivation started by hand); None means every asset."""
 
 
 @dataclass(frozen=True)

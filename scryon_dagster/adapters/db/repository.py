@@ -39,7 +39,7 @@ from scryon_dagster.domain.calls import (
 _CALL_COLUMNS = (
     "id, user_id, title, notes, contact_name, contact_id, phone_number, organization, direction, "
     "recorded_at, duration_seconds, status, error_reason, claim_id, claimed_at, attempt, created_at, updated_at, "
-    "retry_count, retry_after, cycle_started_at"
+    "retry_count, retry_after, cycle_started_at, cycle_assets"
 )
 # Lost connections (a restart, a failover, a killed backend) and their kin: worth running the statement again.
 _RETRY_WAIT = tenacity.wait_exponential_jitter(multiplier=0.05, max=2.0)
@@ -295,16 +295,29 @@ class CallDatabase:
         return self.run(move)
 
     def begin_processing(
-        self, call_ids: Sequence[UUID], *, batch_id: UUID, run_id: UUID | None = None, take_idle: bool = True
+        self,
+        call_ids: Sequence[UUID],
+        *,
+        batch_id: UUID,
+        run_id: UUID | None = None,
+        take_idle: bool = True,
+        assets: Sequence[str] | None = None,
     ) -> list[ClaimedCall]:
         """Move the calls a run may work on to TRANSCRIBING, held by ``run_id`` (default: the batch).
 
         Those are the calls this batch claimed from the queue and unclaimed QUEUED ones (a relaunched
         batch takes what its predecessor gave back), each as a new attempt unless the batch claimed
-        it; with ``take_idle`` (runs launched by hand) also COMPLETED and FAILED calls. Calls that
-        another run holds, and finished calls without ``take_idle``, are left alone and not returned.
+        it; with ``take_idle`` (runs launched by hand) also COMPLETED and FAILED calls, whose new
+        processing cycle rebuilds ``assets`` (None: every asset). Calls that another run holds, and
+        finished calls without ``take_idle``, are left alone and not returned.
         """
-        params = {"batch": batch_id, "holder": run_id or batch_id, "ids": list(call_ids), "take_idle": take_idle}
+        params = {
+            "batch": batch_id,
+            "holder": run_id or batch_id,
+            "ids": list(call_ids),
+            "take_idle": take_idle,
+            "assets": list(assets) if assets is not None else None,
+        }
 
         def begin(cur: psycopg.Cursor[dict[str, Any]], retried: bool) -> list[dict[str, Any]]:
             cur.execute(
@@ -315,7 +328,9 @@ class CallDatabase:
                         attempt = CASE WHEN status = 'QUEUED' AND claim_id = %(batch)s THEN attempt
                                        ELSE attempt + 1 END,
                         claimed_at = now(),
-                        claim_id = %(holder)s
+                        claim_id = %(holder)s,
+                        cycle_assets = CASE WHEN status IN ('COMPLETED', 'FAILED') THEN %(assets)s::text[]
+                                            ELSE cycle_assets END
                     WHERE id = ANY(%(ids)s)
                       AND ((%(take_idle)s AND status IN ('COMPLETED', 'FAILED'))
                            OR (status = 'QUEUED' AND (claim_id IS NULL OR claim_id = %(batch)s)))
