@@ -14,33 +14,33 @@ def test_a_succeeded_call_names_the_skip_or_soft_failure_of_each_missing_asset()
     outcome = CallOutcome(
         uuid4(),
         materialized={PipelineAsset.RAW_TRANSCRIPT: {}, PipelineAsset.NORMALIZED_TRANSCRIPT: {}},
-        stage_reasons={Stage.DIARIZED: "pyannote_rate_limited", Stage.ANALYZED: "disabled"},
+        stage_reasons={Stage.DIARIZED: "diarization_rate_limited", Stage.ANALYZED: "disabled"},
     )
 
     assert outcome.not_materialized(EVERYTHING) == {
-        PipelineAsset.DIARIZATION: "pyannote_rate_limited",
+        PipelineAsset.DIARIZATION: "diarization_rate_limited",
         PipelineAsset.ANALYSIS: "disabled",
     }
     assert outcome.not_materialized({PipelineAsset.RAW_TRANSCRIPT}) == {}  # only what the run planned
 
 
 def test_a_call_failing_in_analysis_records_nothing_and_says_so_per_asset() -> None:
-    outcome = CallOutcome(uuid4(), error_code="llm_4xx", stage_reasons={Stage.ANALYZED: "llm_4xx"})
+    outcome = CallOutcome(uuid4(), error_code="analysis_4xx", stage_reasons={Stage.ANALYZED: "analysis_4xx"})
 
     assert outcome.not_materialized(EVERYTHING) == {
         PipelineAsset.DIARIZATION: "call_failed",
         PipelineAsset.RAW_TRANSCRIPT: "call_failed",
         PipelineAsset.NORMALIZED_TRANSCRIPT: "call_failed",
-        PipelineAsset.ANALYSIS: "llm_4xx",
+        PipelineAsset.ANALYSIS: "analysis_4xx",
     }
 
 
 def test_what_derives_from_a_failed_stage_failed_upstream() -> None:
-    outcome = CallOutcome(uuid4(), retry_of="lemonfox_5xx", stage_reasons={Stage.TRANSCRIBED: "lemonfox_5xx"})
+    outcome = CallOutcome(uuid4(), retry_of="transcription_5xx", stage_reasons={Stage.TRANSCRIBED: "transcription_5xx"})
 
     assert outcome.not_materialized(EVERYTHING) == {
         PipelineAsset.DIARIZATION: "retry_pending",
-        PipelineAsset.RAW_TRANSCRIPT: "lemonfox_5xx",
+        PipelineAsset.RAW_TRANSCRIPT: "transcription_5xx",
         PipelineAsset.NORMALIZED_TRANSCRIPT: "upstream_failed",
         PipelineAsset.ANALYSIS: "upstream_failed",
     }
