@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     llm_timeout_seconds: float = Field(120, gt=0)
     llm_temperature: float = Field(0.2, ge=0, le=2)
     llm_max_retries: int = Field(1, ge=0)
+    llm_max_prompt_tokens: int = Field(110_000, ge=20_000)
+    """Input tokens one analysis request may use (estimated): gpt-4o-mini's 128k context less its 16k
+    output. A longer transcript is analysed in parts and merged, never truncated."""
     llm_speaker_naming_enabled: bool = False
     llm_price_input_per_mtok_usd: float = Field(0.15, ge=0)
     llm_price_output_per_mtok_usd: float = Field(0.60, ge=0)
@@ -172,6 +175,8 @@ class Settings(BaseSettings):
     """How long an idle QUEUED tick keeps polling (every 0.25 s) for a newly queued call."""
     scryon_sensor_batch_size: int = Field(500, gt=0, le=1000)
     scryon_batch_parallel_calls: int = Field(32, gt=0, le=256)
+    scryon_batch_audio_memory_mb: int = Field(1536, gt=0)
+    """Audio a run worker holds at once (recordings and their decoded copies); calls past it wait."""
     scryon_max_unstarted_pickups: int = Field(5, gt=0, le=100)
     """Claims in a row whose run never starts a call before that call fails (launch_failed)."""
     scryon_event_retention_days: int = Field(30, gt=0)

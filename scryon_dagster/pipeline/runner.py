@@ -32,6 +32,7 @@ from scryon_dagster.domain.provider_outputs import Diarization, Identification, 
 from scryon_dagster.domain.storage_keys import artifact_key
 from scryon_dagster.pipeline.analysis_stage import reuse_stored_analysis, run_analysis
 from scryon_dagster.pipeline.callbacks import RESUME_SELECTION, CallbackSigner
+from scryon_dagster.pipeline.memory import MemoryBudget, audio_footprint
 from scryon_dagster.pipeline.outcomes import CallOutcome, MetadataValue, PipelineAsset, StageSelection
 from scryon_dagster.pipeline.settle import Settlement, settle_failure
 from scryon_dagster.pipeline.spend import record_diarization_cost, record_transcription_cost
@@ -93,6 +94,7 @@ class CallPipeline:
         self.llm = llm
         self.callback_signer = callback_signer
         self.callbacks = CallbackQueries(db)
+        self.audio_memory = MemoryBudget(settings.scryon_batch_audio_memory_mb * 1024 * 1024)
 
     def close(self) -> None:
         self.lemonfox.close()
@@ -247,20 +249,10 @@ class CallPipeline:
             asset: {"reused": True} for asset in self._reused_outputs(work, selection)
         }
         audio_stages = {PipelineAsset.DIARIZATION, PipelineAsset.RAW_TRANSCRIPT} & selection.assets - set(materialized)
-        if audio_stages and (original := self._original_audio(work)) is not None:
-            may_diarize = PipelineAsset.DIARIZATION in audio_stages and self._diarization_skip_reason(work) is None
-            work.audio = self._preprocess(work, original, diarization_variant=may_diarize)
-            diarized: Future[dict[str, MetadataValue] | None] | None = None
-            if PipelineAsset.DIARIZATION in audio_stages:
-                diarized = diarizers.submit(self._diarize, work)
-            if PipelineAsset.RAW_TRANSCRIPT in audio_stages:
-                if self.callback_signer is not None:
-                    self._submit_for_callback(work, self.callback_signer)
-                else:
-                    materialized[PipelineAsset.RAW_TRANSCRIPT] = self._transcribe(work)
-            # The call is handed off only after this: its diarization is stored by then.
-            if diarized is not None and (diarization_metadata := diarized.result()) is not None:
-                materialized[PipelineAsset.DIARIZATION] = diarization_metadata
+        if audio_stages:
+            with self.audio_memory.hold(self._audio_footprint(work)):
+                materialized.update(self._audio_stages(work, audio_stages, diarizers))
+                work.audio = None  # the decoded audio goes before the budget is given back
             if work.awaiting_callback:
                 return materialized
         normalized = None
@@ -277,6 +269,33 @@ class CallPipeline:
             if analysis_metadata is not None:
                 materialized[PipelineAsset.ANALYSIS] = analysis_metadata
         return materialized
+
+    def _audio_stages(
+        self, work: CallWork, audio_stages: set[PipelineAsset], diarizers: ThreadPoolExecutor
+    ) -> dict[PipelineAsset, dict[str, MetadataValue]]:
+        """Diarization ∥ transcription (or its callback submission) from the preprocessed recording."""
+        materialized: dict[PipelineAsset, dict[str, MetadataValue]] = {}
+        if (original := self._original_audio(work)) is None:
+            return materialized
+        may_diarize = PipelineAsset.DIARIZATION in audio_stages and self._diarization_skip_reason(work) is None
+        work.audio = self._preprocess(work, original, diarization_variant=may_diarize)
+        del original  # only the preprocessed variants are needed from here
+        diarized: Future[dict[str, MetadataValue] | None] | None = None
+        if PipelineAsset.DIARIZATION in audio_stages:
+            diarized = diarizers.submit(self._diarize, work)
+        if PipelineAsset.RAW_TRANSCRIPT in audio_stages:
+            if self.callback_signer is not None:
+                self._submit_for_callback(work, self.callback_signer)
+            else:
+                materialized[PipelineAsset.RAW_TRANSCRIPT] = self._transcribe(work)
+        # The call is handed off only after this: its diarization is stored by then.
+        if diarized is not None and (diarization_metadata := diarized.result()) is not None:
+            materialized[PipelineAsset.DIARIZATION] = diarization_metadata
+        return materialized
+
+    def _audio_footprint(self, work: CallWork) -> int:
+        temp_audio = work.artifacts.get(ArtifactType.TEMP_AUDIO)
+        return audio_footprint(temp_audio.byte_size if temp_audio else 0, work.call.duration_seconds)
 
     def _reused_outputs(self, work: CallWork, selection: StageSelection) -> list[PipelineAsset]:
         """The selected outputs this processing cycle has stored already (an earlier try of a retried
