@@ -13,13 +13,13 @@ from scryon_dagster.domain.analysis import (
     analysis_response_format,
     apply_speaker_naming,
     build_action_item_drafts,
-    build_analysis_prompt,
     build_sentiment_summary,
     build_speaker_naming_prompt,
     estimate_llm_cost_usd,
     speaker_naming_response_format,
     validate_analysis_output,
 )
+from scryon_dagster.domain.analysis.chunking import AnalysisPart, merge_part_answers, plan_analysis_parts
 from scryon_dagster.domain.calls import ArtifactType, CallStatus, ErrorCode, Stage
 from scryon_dagster.domain.provider_spend import SpendStage
 from scryon_dagster.domain.transcript.models import NormalizedTranscript, TranscriptFormatError
@@ -51,8 +51,9 @@ def run_analysis(
         raise StageFailure("superseded")
     call = work.call
     withheld = [name for name in (call.contact_name, work.user.display_name if work.user else None) if name]
-    prompt = build_analysis_prompt(
+    parts = plan_analysis_parts(
         transcript,
+        max_prompt_tokens=pipeline.settings.llm_max_prompt_tokens,
         call_id=str(call.id),
         recorded_at=call.recorded_at,
         duration_seconds=transcript.duration_seconds or call.duration_seconds,
@@ -60,42 +61,82 @@ def run_analysis(
         withheld_names=withheld,
     )
     with work.log.stage(Stage.ANALYZED, provider="llm") as stage:
+        answers: list[str] = []
+        usages: list[LlmUsage] = []
         try:
-            result = complete(
-                pipeline.llm, system=prompt.system, user=prompt.user, response_format=analysis_response_format()
-            )
-        except ProviderError as exc:
-            raise StageFailure(exc.code) from None
-        usage = _usage(pipeline, result)
-        pipeline.db.record_llm_usage(call.id, usage)  # tokens are spent even when the output is unusable
-        record_llm_cost(pipeline, work, usage, SpendStage.ANALYSIS)
-        try:
-            analysis = validate_analysis_output(
-                content=result.content,
-                refusal=result.refusal,
-                finish_reason=result.finish_reason,
-                transcript=transcript,
-            )
-        except AnalysisInvalidOutput as exc:
-            raise StageFailure(exc.code) from None
-        assert result.content is not None
+            for part in parts:
+                result = _request_part(pipeline, part)
+                usages.append(_usage(pipeline, result))
+                record_llm_cost(pipeline, work, usages[-1], SpendStage.ANALYSIS)
+                answers.append(_accepted_answer(result, part))
+        finally:
+            if usages:  # tokens are spent even when an answer is unusable
+                usage = _total_usage(usages)
+                pipeline.db.record_llm_usage(call.id, usage)
+        content = merge_part_answers(answers)
+        analysis = _accepted_analysis(content, transcript)  # the merged document, checked against the whole call
         size = pipeline.store_artifact(
             work,
             ArtifactType.ANALYSIS_JSON,
-            result.content.encode(),
+            content.encode(),
             schema_version=ANALYSIS_SCHEMA_VERSION,
         )
     return {
         "provider": "llm",
-        "model": result.model or pipeline.settings.llm_model,
+        "model": usage.model or pipeline.settings.llm_model,
         "schema_version": ANALYSIS_SCHEMA_VERSION,
-        "prompt_tokens": result.prompt_tokens,
-        "completion_tokens": result.completion_tokens,
+        "analysis_parts": len(parts),
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
         "estimated_cost_usd": round(usage.estimated_cost_usd, 6),
         "action_items": _save_action_items(pipeline, work, analysis, transcript),
         "size_bytes": size,
         "duration_ms": stage.elapsed_ms,
     }
+
+
+def _request_part(pipeline: CallPipeline, part: AnalysisPart) -> ChatCompletionResult:
+    """One analysis request: the whole call, or one part of a long one."""
+    try:
+        return complete(
+            pipeline.llm, system=part.prompt.system, user=part.prompt.user, response_format=analysis_response_format()
+        )
+    except ProviderError as exc:
+        raise StageFailure(exc.code) from None
+
+
+def _accepted_answer(result: ChatCompletionResult, part: AnalysisPart) -> str:
+    """The answer's content once it is a valid analysis citing only its part's segments."""
+    _accepted_analysis(result.content, part.transcript, refusal=result.refusal, finish_reason=result.finish_reason)
+    assert result.content is not None
+    return result.content
+
+
+def _accepted_analysis(
+    content: str | None,
+    transcript: NormalizedTranscript,
+    *,
+    refusal: str | None = None,
+    finish_reason: str | None = "stop",
+) -> Analysis:
+    try:
+        return validate_analysis_output(
+            content=content, refusal=refusal, finish_reason=finish_reason, transcript=transcript
+        )
+    except AnalysisInvalidOutput as exc:
+        raise StageFailure(exc.code) from None
+
+
+def _total_usage(usages: list[LlmUsage]) -> LlmUsage:
+    """A call's LLM usage over its analysis requests (one per part); the last request's id."""
+    return LlmUsage(
+        model=usages[-1].model,
+        prompt_tokens=sum(usage.prompt_tokens for usage in usages),
+        completion_tokens=sum(usage.completion_tokens for usage in usages),
+        cached_tokens=sum(usage.cached_tokens for usage in usages),
+        estimated_cost_usd=sum(usage.estimated_cost_usd for usage in usages),
+        request_id=usages[-1].request_id,
+    )
 
 
 def reuse_stored_analysis(pipeline: CallPipeline, work: CallWork) -> dict[str, MetadataValue] | None:

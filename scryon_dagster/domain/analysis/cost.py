@@ -8,11 +8,12 @@ system prompt, the user prompt and the JSON schema of ``response_format``.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass
 
-from scryon_dagster.domain.analysis.prompt import analysis_response_format, build_analysis_prompt
+from scryon_dagster.domain.analysis.prompt import AnalysisPrompt, analysis_response_format, build_analysis_prompt
 from scryon_dagster.domain.transcript.models import NormalizedTranscript
 
 CHARS_PER_TOKEN = 4
@@ -48,9 +49,18 @@ def estimate_analysis_prompt_tokens(transcript: NormalizedTranscript) -> int:
         duration_seconds=transcript.duration_seconds,
         title=None,
     )
-    schema = json.dumps(analysis_response_format(), separators=(",", ":"))
+    return estimate_analysis_request_tokens(prompt)
+
+
+def estimate_analysis_request_tokens(prompt: AnalysisPrompt) -> int:
+    """Input tokens of one analysis request with ``prompt``: its messages, the response schema, framing."""
     framing = 2 * _TOKENS_PER_MESSAGE + _TOKENS_PER_REPLY
-    return estimate_tokens(prompt.system) + estimate_tokens(prompt.user) + estimate_tokens(schema) + framing
+    return estimate_tokens(prompt.system) + estimate_tokens(prompt.user) + _response_format_tokens() + framing
+
+
+@functools.cache
+def _response_format_tokens() -> int:
+    return estimate_tokens(json.dumps(analysis_response_format(), separators=(",", ":")))
 
 
 def estimate_llm_cost_usd(

@@ -105,11 +105,13 @@ def build_analysis_prompt(
     duration_seconds: float | None,
     title: str | None,
     withheld_names: Iterable[str] = (),
+    part: tuple[int, int] | None = None,
 ) -> AnalysisPrompt:
     """The two messages of the analysis completion.
 
     ``withheld_names`` are call-metadata names (the contact's, the user's display name) to mask in the
-    title, which users often write as "Call with <name>".
+    title, which users often write as "Call with <name>". ``part`` (index, count) marks a transcript that
+    is one consecutive part of a call too long for one request (``chunking.plan_analysis_parts``).
     """
     metadata = [
         f"callId: {call_id}",
@@ -126,6 +128,7 @@ def build_analysis_prompt(
             f"language: {transcript.language or 'unknown'}",
             f"durationSeconds: {_format_seconds(transcript.duration_seconds)}",
             f"speakers: {', '.join(f'{s.speaker_id} ({s.role.value})' for s in transcript.speakers) or 'none'}",
+            *([_part_line(*part)] if part else []),
             *render_segment_lines(transcript),
         ]
     )
@@ -145,6 +148,13 @@ def _segment_line(segment: TranscriptSegment, role: Role) -> str:
     span = f"{format_timestamp(segment.start_seconds)}-{format_timestamp(segment.end_seconds)}"
     text = mask_contact_details(" ".join(segment.text.split()))
     return f"[{segment.id}  {span}] {segment.speaker_id} ({role.value}): {text}"
+
+
+def _part_line(index: int, count: int) -> str:
+    return (
+        f"part: {index} of {count} (the call is too long for one request: analyse the segments of this part;"
+        " the other parts are analysed separately and merged)"
+    )
 
 
 def _format_seconds(value: float | None) -> str:
