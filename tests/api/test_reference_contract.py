@@ -138,14 +138,6 @@ def test_a_processed_calls_responses_match_the_reference_examples(
     assert problems(deleted.json(), EXAMPLES["bulk_delete"]) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "issue 17 (1), another change: segments' alignmentConfidence is a number (the reference: HIGH/MEDIUM/LOW) "
-        "and pipeline.alignmentVersion an integer (the reference: a string); remove this mark when the transcript "
-        "follows the reference"
-    ),
-)
 def test_a_processed_calls_transcript_matches_the_reference_example(
     api: Api, pipeline: CallPipeline, sample_audio: dict[str, Path]
 ) -> None:

@@ -2,9 +2,11 @@
 
 Python attributes are snake_case; the JSON contract is camelCase (``to_json_bytes`` serialises by alias).
 ``NormalizedTranscript.parse`` reads every older normalization version the reference ever stored:
-absent blocks take neutral defaults, v1 segment keys (``start``/``end``, no ``speakerId``) are upgraded,
-the reference's categorical ``alignmentConfidence`` ("HIGH") and string ``alignmentVersion`` ("1.0") are
-converted. Garbage raises ``TranscriptFormatError`` whose message names fields, never content.
+absent blocks take neutral defaults, v1 segment keys (``start``/``end``, no ``speakerId``) are upgraded.
+It writes the reference's shapes (a categorical ``alignmentConfidence`` "HIGH", a dotted ``alignmentVersion``
+"1.0", ``voiceProfileMatched`` null when no profile was used), our numbers beside them under names of their
+own (``alignmentScore``); our earlier artifacts (numeric ``alignmentConfidence``, integer ``alignmentVersion``)
+still read. Garbage raises ``TranscriptFormatError`` whose message names fields, never content.
 """
 
 from __future__ import annotations
@@ -85,8 +87,17 @@ class _TranscriptModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
 
 
-# The reference stored a category where we store a number; these are the midpoints of its buckets.
-_LEGACY_ALIGNMENT_CONFIDENCE = {"HIGH": 0.9, "MEDIUM": 0.6, "LOW": 0.3}
+# A segment's alignment score (the share of its words' time inside their speaker's turns) in the
+# reference's categories, and back: each category's midpoint stands in for a score never recorded.
+_HIGH_ALIGNMENT_SCORE = 0.85
+_MEDIUM_ALIGNMENT_SCORE = 0.6
+_ALIGNMENT_SCORE_OF = {Confidence.HIGH: 0.9, Confidence.MEDIUM: 0.6, Confidence.LOW: 0.3}
+
+
+def alignment_confidence(score: float) -> Confidence:
+    if score >= _HIGH_ALIGNMENT_SCORE:
+        return Confidence.HIGH
+    return Confidence.MEDIUM if score >= _MEDIUM_ALIGNMENT_SCORE else Confidence.LOW
 
 
 class TranscriptSpeaker(_TranscriptModel):
@@ -98,12 +109,8 @@ class TranscriptSpeaker(_TranscriptModel):
     confidence: Confidence = Confidence.LOW
     label_source: LabelSource = LabelSource.DIARIZATION
     voice_match_score: float | None = None
-    voice_profile_matched: bool = False
-
-    @field_validator("voice_profile_matched", mode="before")
-    @classmethod
-    def _null_is_not_matched(cls, value: Any) -> Any:
-        return False if value is None else value
+    voice_profile_matched: bool | None = None
+    """None when no voice profile was used for the call (as the reference writes it)."""
 
     @property
     def is_resolved(self) -> bool:
@@ -122,17 +129,31 @@ class TranscriptSegment(_TranscriptModel):
     start_seconds: float
     end_seconds: float
     text: str
-    alignment_confidence: float | None = None
+    alignment_confidence: Confidence | None = None
+    """The reference's category of ``alignment_score``."""
+    alignment_score: float | None = None
+    """Ours: the share (0-1) of the segment's word time inside its speaker's diarization turns."""
 
-    @field_validator("alignment_confidence", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _legacy_categorical_confidence(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            mapped = _LEGACY_ALIGNMENT_CONFIDENCE.get(value.strip().upper())
-            if mapped is None:
-                raise ValueError("unknown alignment confidence category")
-            return mapped
-        return value
+    def _score_and_category(cls, data: Any) -> Any:
+        """Either field gives the other: the category follows the score; our artifacts before the
+        reference's shape stored the score as ``alignmentConfidence``; the reference stores only the
+        category, whose midpoint then stands in for the score."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        category_key = "alignmentConfidence" if "alignmentConfidence" in data else "alignment_confidence"
+        score_key = "alignmentScore" if "alignmentScore" in data else "alignment_score"
+        category, score = data.get(category_key), data.get(score_key)
+        if isinstance(category, int | float) and not isinstance(category, bool):
+            category, score = None, category if score is None else score
+        if score is not None and category is None:
+            category = alignment_confidence(float(score))
+        if category is not None and score is None:
+            score = _ALIGNMENT_SCORE_OF[Confidence(category)]
+        data[category_key], data[score_key] = category, score
+        return data
 
     @field_validator("start_seconds", "end_seconds")
     @classmethod
@@ -170,20 +191,33 @@ class PipelineInfo(_TranscriptModel):
     transcription_model: str = "unknown"
     diarization_provider: str | None = None
     diarization_model: str | None = None
-    alignment_version: int = 0
+    alignment_version: str = "0.0"
+    """Dotted, as the reference writes it ("1.0"); our artifacts before that stored the integer."""
     normalization_version: int = 0
     status: str = "COMPLETED"
 
-    @field_validator("alignment_version", "normalization_version", mode="before")
+    @field_validator("alignment_version", mode="before")
     @classmethod
-    def _legacy_dotted_version(cls, value: Any) -> Any:
-        # The reference wrote alignmentVersion as "1.0"; the major number is the version.
+    def _dotted_version(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return dotted_version(value)
+        if isinstance(value, str) and not value.strip().split(".", 1)[0].isdigit():
+            raise ValueError("version is not numeric")
+        return value
+
+    @field_validator("normalization_version", mode="before")
+    @classmethod
+    def _integer_version(cls, value: Any) -> Any:
         if isinstance(value, str):
             major = value.strip().split(".", 1)[0]
             if not major.isdigit():
                 raise ValueError("version is not numeric")
             return int(major)
         return value
+
+
+def dotted_version(version: int) -> str:
+    return f"{version}.0"
 
 
 class NormalizedTranscript(_TranscriptModel):

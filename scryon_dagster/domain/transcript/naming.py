@@ -474,7 +474,7 @@ def _record(speaker: _Speaker, voice_match: VoiceMatchResult | None) -> Transcri
             "confidence": speaker.confidence,
             "label_source": speaker.source,
             "voice_match_score": score,
-            "voice_profile_matched": matched,
+            "voice_profile_matched": matched if voice_match is not None and voice_match.profile_used else None,
         }
     )
 

@@ -47,6 +47,7 @@ from scryon_dagster.domain.transcript.models import (
     SpeakerResolution,
     TranscriptSegment,
     TranscriptSpeaker,
+    dotted_version,
 )
 from scryon_dagster.domain.transcript.phone import MASK, mask_phone_numbers
 from scryon_dagster.domain.transcript.rendering import (
@@ -159,7 +160,7 @@ def renormalize(transcript: NormalizedTranscript) -> NormalizedTranscript:
                 split_text(segment.text),
                 segment.start_seconds,
                 max(segment.end_seconds, segment.start_seconds),
-                segment.alignment_confidence,
+                segment.alignment_score,
             ),
         )
         for segment in transcript.segments
@@ -214,7 +215,7 @@ def _segments(bubbles: list[_Bubble], speaker_ids: dict[SpeakerKey, str]) -> lis
             start_seconds=bubble.start,
             end_seconds=bubble.end,
             text=bubble.text,
-            alignment_confidence=bubble.confidence,
+            alignment_score=bubble.confidence,
         )
         for n, bubble in enumerate(bubbles, start=1)
     ]
@@ -228,7 +229,7 @@ def _pipeline_info(provenance: Provenance, *, used_diarization: bool) -> Pipelin
         transcription_model=provenance.transcription_model,
         diarization_provider=diarization_provider,
         diarization_model=provenance.diarization_model if used_diarization else None,
-        alignment_version=ALIGNMENT_VERSION,
+        alignment_version=dotted_version(ALIGNMENT_VERSION),
         normalization_version=NORMALIZATION_VERSION,
         status=provenance.status,
     )

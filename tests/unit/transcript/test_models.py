@@ -113,8 +113,10 @@ def test_serialises_with_the_camel_case_names_of_the_contract() -> None:
     }  # fmt: skip
     assert set(data["segments"][0]) == {
         "id", "speaker", "speakerLabel", "speakerDisplayName", "speakerId", "sourceSpeakerId", "role",
-        "startSeconds", "endSeconds", "text", "alignmentConfidence",
+        "startSeconds", "endSeconds", "text", "alignmentConfidence", "alignmentScore",
     }  # fmt: skip
+    assert data["segments"][0]["alignmentConfidence"] in {"HIGH", "MEDIUM", "LOW"}
+    assert isinstance(data["pipeline"]["alignmentVersion"], str)
     assert set(data["speakerResolution"]) == {
         "strategyVersion", "usedUserDisplayName", "usedContactName", "usedDirection", "usedPhoneFallback",
         "voiceEmbeddingEnabled", "voiceProfileUsed", "voiceMatchStatus", "totalSpeakerCount",
@@ -128,6 +130,20 @@ def test_serialises_with_the_camel_case_names_of_the_contract() -> None:
     assert data["createdAt"] == "2026-05-29T13:00:42Z"
 
 
+def test_reads_our_earlier_artifacts_with_a_numeric_confidence_and_an_integer_alignment_version() -> None:
+    data = json.loads(normalized([("SPEAKER_00", "Hello there.")]).to_json_bytes())
+    for segment in data["segments"]:
+        segment["alignmentConfidence"] = 0.7
+        del segment["alignmentScore"]
+    data["pipeline"]["alignmentVersion"] = 2
+
+    transcript = NormalizedTranscript.parse(json.dumps(data))
+
+    assert transcript.segments[0].alignment_score == pytest.approx(0.7)
+    assert transcript.segments[0].alignment_confidence is Confidence.MEDIUM
+    assert transcript.pipeline.alignment_version == "2.0"
+
+
 def test_round_trips_through_json() -> None:
     transcript = normalized([("SPEAKER_00", "Hello there."), ("SPEAKER_01", "Hi, good morning.")])
 
@@ -139,9 +155,10 @@ def test_reads_the_reference_normalization_v3_artifact() -> None:
     transcript = NormalizedTranscript.parse(json.dumps(REFERENCE_V3))
 
     assert transcript.pipeline.normalization_version == 3
-    assert transcript.pipeline.alignment_version == 1
-    assert transcript.segments[0].alignment_confidence == pytest.approx(0.9)
-    assert transcript.speakers[0].voice_profile_matched is False
+    assert transcript.pipeline.alignment_version == "1.0"
+    assert transcript.segments[0].alignment_confidence is Confidence.HIGH
+    assert transcript.segments[0].alignment_score == pytest.approx(0.9)  # the category's midpoint
+    assert transcript.speakers[0].voice_profile_matched is None  # as the reference wrote it: no profile used
     assert transcript.speakers[1].voice_match_score is None
     assert transcript.speakers[0].label_source is LabelSource.GREETING_MATCH
     assert transcript.speakers[1].confidence is Confidence.MEDIUM

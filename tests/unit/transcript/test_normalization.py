@@ -20,6 +20,7 @@ from scryon_dagster.domain.transcript import (
     normalize,
     renormalize,
 )
+from scryon_dagster.domain.transcript.models import Confidence
 from scryon_dagster.domain.transcript.normalization import BUBBLE_MAX_CHARS
 from tests.unit.transcript.builders import CALL_ID, CREATED_AT, PROVENANCE, diarization, normalized, raw_segment
 
@@ -288,7 +289,8 @@ def test_renormalizing_an_older_version_applies_the_current_steps_and_keeps_spea
 def test_alignment_confidence_is_averaged_per_segment() -> None:
     transcript = normalized([("SPEAKER_00", "Hello there."), ("SPEAKER_01", "Hi, good morning.")])
 
-    assert [segment.alignment_confidence for segment in transcript.segments] == [1.0, 1.0]
+    assert [segment.alignment_score for segment in transcript.segments] == [1.0, 1.0]
+    assert {segment.alignment_confidence for segment in transcript.segments} == {Confidence.HIGH}
 
 
 def test_an_empty_raw_transcript_normalizes_to_no_segments() -> None:
