@@ -43,6 +43,18 @@ class PermanentProviderError(ProviderError):
     retryable = False
 
 
+def refuse_oversized_upload(audio: bytes, *, max_bytes: int, provider: str) -> None:
+    """Raise ``audio_too_large_for_provider`` (permanent) for audio over a provider's documented upload
+    limit, before it is sent: the provider would refuse it (413) after the whole upload, and the same
+    audio can never fit."""
+    if len(audio) > max_bytes:
+        raise PermanentProviderError(
+            f"{provider} upload of {len(audio)} bytes is over its limit of {max_bytes} bytes",
+            code=ErrorCode.AUDIO_TOO_LARGE_FOR_PROVIDER,
+            provider=provider,
+        )
+
+
 class RetryableProviderError(ProviderError):
     """Transient: network failure, timeout, 5xx, 408 or 409."""
 

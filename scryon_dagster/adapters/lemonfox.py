@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from scryon_dagster.adapters.errors import PermanentProviderError
+from scryon_dagster.adapters.errors import PermanentProviderError, refuse_oversized_upload
 from scryon_dagster.adapters.http import (
     DEFAULT_BACKOFF,
     TRANSCRIPTION_CODES,
@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from scryon_dagster.settings import Settings
 
 PROVIDER = "lemonfox"
+# Lemonfox's documented limit for an uploaded file (a URL it downloads itself may be larger): decimal
+# megabytes, the stricter reading. A 16 kHz mono WAV reaches it at about 52 minutes of audio.
+MAX_UPLOAD_BYTES = 100 * 1000 * 1000
 AUTODETECT_LANGUAGE = "auto"
 
 
@@ -78,7 +81,9 @@ class LemonfoxClient:
         http_client: httpx.Client | None = None,
         *,
         backoff: Backoff = DEFAULT_BACKOFF,
+        max_upload_bytes: int = MAX_UPLOAD_BYTES,
     ) -> None:
+        self.max_upload_bytes = max_upload_bytes
         self._http = ProviderHttpClient(
             provider=PROVIDER,
             api_key=api_key,
@@ -119,7 +124,9 @@ class LemonfoxClient:
         prompt: str | None = None,
         deadline: Deadline | None = None,
     ) -> TranscriptionResult:
-        """Transcribe with speaker labels and word + segment timestamps; retry network/5xx/429."""
+        """Transcribe with speaker labels and word + segment timestamps; retry network/5xx/429.
+        Audio over ``max_upload_bytes`` is refused before sending (``audio_too_large_for_provider``)."""
+        refuse_oversized_upload(audio, max_bytes=self.max_upload_bytes, provider=PROVIDER)
         sent = self._http.send(
             "POST",
             self._url,
@@ -155,6 +162,7 @@ class LemonfoxClient:
         """
         if not callback_url.startswith(("https://", "http://")):
             raise ValueError("callback_url must be an absolute http(s) URL")
+        refuse_oversized_upload(audio, max_bytes=self.max_upload_bytes, provider=PROVIDER)
         self._http.send(
             "POST",
             self._url,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from scryon_dagster.adapters.errors import PermanentProviderError, RetryableProviderError
+from scryon_dagster.adapters.errors import PermanentProviderError, RetryableProviderError, refuse_oversized_upload
 from scryon_dagster.adapters.http import (
     DEFAULT_BACKOFF,
     DIARIZATION_CODES,
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from scryon_dagster.settings import Settings
 
 PROVIDER = "pyannote"
+# pyannoteAI's documented limit for a diarization or identification job's file (FAQ: 1 GiB, 24 h of audio).
+MAX_UPLOAD_BYTES = 1024 * 1024 * 1024
 SUCCEEDED = "succeeded"
 FAILED_STATUSES = frozenset({"failed", "canceled"})
 UNREADABLE_POLLS_TOLERATED = 2
@@ -110,6 +112,7 @@ class PyannoteClient:
         *,
         backoff: Backoff = DEFAULT_BACKOFF,
         pacer: Pacer | None = None,
+        max_upload_bytes: int = MAX_UPLOAD_BYTES,
     ) -> None:
         if poll_interval_seconds <= 0:
             raise ValueError("pyannote: the poll interval must be positive")
@@ -123,6 +126,7 @@ class PyannoteClient:
             http_client=http_client,
             pacer=pacer,
         )
+        self.max_upload_bytes = max_upload_bytes
         self._base_url = base_url.rstrip("/")
         self._model = model
         self._timeout_seconds = timeout_seconds
@@ -148,9 +152,11 @@ class PyannoteClient:
         )
 
     def upload_media(self, audio: bytes, media_key: str, *, deadline: Deadline | None = None) -> str:
-        """Upload to pyannote's temporary media store; return the ``media://<key>`` URL for jobs."""
+        """Upload to pyannote's temporary media store; return the ``media://<key>`` URL for jobs.
+        Audio over ``max_upload_bytes`` is refused before anything is sent (``audio_too_large_for_provider``)."""
         if not audio:
             raise ValueError("audio is empty")
+        refuse_oversized_upload(audio, max_bytes=self.max_upload_bytes, provider=PROVIDER)
         if not _MEDIA_KEY.match(media_key):
             raise ValueError("media_key must be 1-255 characters of letters, digits, '.', '_', '-', '/'")
         deadline = deadline or self._new_deadline()

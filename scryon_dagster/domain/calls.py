@@ -102,6 +102,8 @@ class ErrorCode(StrEnum):
     DIARIZATION_INVALID_OUTPUT = "diarization_invalid_output"
     VOICE_MATCH_FAILED = "voice_match_failed"
     AUDIO_PREPROCESSING_FAILED = "audio_preprocessing_failed"
+    AUDIO_TOO_LARGE_FOR_PROVIDER = "audio_too_large_for_provider"
+    """The audio to send is over the provider's documented upload limit: refused before sending (and paying)."""
     ANALYSIS_4XX = "analysis_4xx"
     ANALYSIS_TIMEOUT = "analysis_timeout"
     ANALYSIS_UNAVAILABLE = "analysis_unavailable"

@@ -1,5 +1,6 @@
 """Long calls, made explicit: an analysis over the model's context is made in parts and says so; a call
-over the diarization guard is transcribed and analysed without diarization and says why."""
+over the diarization guard is transcribed and analysed without diarization and says why; audio over a
+provider's upload limit is refused before it is sent (transcription: the call fails; diarization: soft)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ from collections.abc import Iterator
 
 import pytest
 
+from scryon_dagster.adapters.db.cost_queries import CostQueries
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.adapters.object_store import ObjectStore
 from scryon_dagster.domain.analysis import AnalysisPrompt, build_analysis_prompt, parse_analysis
 from scryon_dagster.domain.analysis.chunking import PARTS_QUALITY_WARNING
 from scryon_dagster.domain.analysis.cost import estimate_analysis_request_tokens
-from scryon_dagster.domain.calls import ArtifactType, CallStatus
+from scryon_dagster.domain.calls import ArtifactType, CallStatus, ErrorCode
+from scryon_dagster.domain.policy import is_transient
+from scryon_dagster.domain.provider_spend import SpendStage
 from scryon_dagster.domain.transcript.models import NormalizedTranscript
 from scryon_dagster.pipeline.outcomes import PipelineAsset
 from scryon_dagster.pipeline.runner import CallPipeline, build_call_pipeline
@@ -89,3 +93,34 @@ def test_a_call_over_the_diarization_guard_is_transcribed_and_analysed_without_d
     assert [(e.status, e.error_message) for e in skipped] == [("SKIPPED", "audio_too_long")]
     assert "pyannote" not in provider_requests(simulator)
     assert ArtifactType.ANALYSIS_JSON in db.get_artifacts(call_id)
+
+
+def test_audio_over_lemonfox_upload_limit_fails_the_call_before_paying(
+    pipeline: CallPipeline, db: CallDatabase, simulator: SimulatorServer, enqueue_sample: Enqueue
+) -> None:
+    pipeline.lemonfox.max_upload_bytes = 1000
+    call_id = enqueue_sample("self_introduction")
+
+    outcome = run(pipeline, [call_id])[call_id]
+
+    assert outcome.error_code == ErrorCode.AUDIO_TOO_LARGE_FOR_PROVIDER
+    assert not is_transient(ErrorCode.AUDIO_TOO_LARGE_FOR_PROVIDER)  # no retry can make it fit
+    assert status(db, call_id) == (CallStatus.FAILED, ErrorCode.AUDIO_TOO_LARGE_FOR_PROVIDER)
+    assert "lemonfox" not in provider_requests(simulator)
+    # no transcription paid (diarization, which runs beside it, may have been)
+    assert SpendStage.TRANSCRIPTION not in {entry.stage for entry in CostQueries(db).call_cost(call_id).entries}
+
+
+def test_audio_over_pyannote_upload_limit_keeps_lemonfox_speaker_labels(
+    pipeline: CallPipeline, db: CallDatabase, enqueue_sample: Enqueue
+) -> None:
+    assert pipeline.pyannote is not None
+    pipeline.pyannote.max_upload_bytes = 1000
+    call_id = enqueue_sample("self_introduction")
+
+    outcome = run(pipeline, [call_id])[call_id]
+
+    assert outcome.succeeded, outcome.error_code
+    assert PipelineAsset.DIARIZATION not in outcome.materialized
+    diarized = [(e.status, e.error_code) for e in db.list_events(call_id) if e.stage == "DIARIZED"]
+    assert ("FAILED", ErrorCode.AUDIO_TOO_LARGE_FOR_PROVIDER) in diarized
