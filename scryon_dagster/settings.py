@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     lemonfox_language: str = "auto"
     lemonfox_timeout_seconds: float = Field(180, gt=0)
     lemonfox_max_retries: int = Field(3, ge=0)
+    lemonfox_max_upload_bytes: int = Field(100_000_000, gt=0)
+    """Lemonfox's documented limit for an uploaded file: larger audio fails audio_too_large_for_provider."""
     scryon_transcription_callback_enabled: bool = False
     scryon_public_base_url: str | None = None
     scryon_webhook_secret: SecretStr | None = None
@@ -91,6 +93,8 @@ class Settings(BaseSettings):
     pyannote_api_key: SecretStr | None = None
     pyannote_base_url: str = "https://api.pyannote.ai"
     pyannote_model: str = "precision-2"
+    pyannote_max_upload_bytes: int = Field(1024**3, gt=0)
+    """pyannoteAI's documented limit for a job's file: larger audio is not diarized (audio_too_large_for_provider)."""
     scryon_diarization_timeout_seconds: float = Field(300, gt=0)
     scryon_diarization_poll_interval_seconds: float = Field(5, gt=0)
     scryon_diarization_max_retries: int = Field(2, ge=0)

@@ -111,6 +111,7 @@ class LemonfoxClient:
             max_retries=settings.lemonfox_max_retries,
             max_concurrency=settings.scryon_lemonfox_concurrency,
             http_client=http_client,
+            max_upload_bytes=settings.lemonfox_max_upload_bytes,
         )
 
     def transcribe(

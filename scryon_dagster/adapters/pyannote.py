@@ -149,6 +149,7 @@ class PyannoteClient:
             max_concurrency=settings.scryon_pyannote_concurrency,
             http_client=http_client,
             pacer=pacer or _process_pacer(settings.scryon_pyannote_requests_per_minute),
+            max_upload_bytes=settings.pyannote_max_upload_bytes,
         )
 
     def upload_media(self, audio: bytes, media_key: str, *, deadline: Deadline | None = None) -> str:

@@ -8,6 +8,7 @@ from scryon_dagster.adapters import lemonfox, pyannote
 from scryon_dagster.adapters.errors import PermanentProviderError
 from scryon_dagster.domain.calls import ErrorCode
 from scryon_dagster.domain.policy import is_transient
+from scryon_dagster.settings import Settings
 from scryon_dagster.simulator import SimulatorServer
 from tests.adapters.providers.conftest import silent_wav
 from tests.adapters.providers.test_lemonfox import make_client as make_lemonfox
@@ -19,6 +20,9 @@ def test_the_documented_limits_are_the_defaults() -> None:
     assert pyannote.MAX_UPLOAD_BYTES == 1024**3
     assert lemonfox.LemonfoxClient(api_key="test-key").max_upload_bytes == lemonfox.MAX_UPLOAD_BYTES
     assert pyannote.PyannoteClient(api_key="test-key").max_upload_bytes == pyannote.MAX_UPLOAD_BYTES
+    fields = Settings.model_fields
+    assert fields["lemonfox_max_upload_bytes"].default == lemonfox.MAX_UPLOAD_BYTES
+    assert fields["pyannote_max_upload_bytes"].default == pyannote.MAX_UPLOAD_BYTES
 
 
 def test_lemonfox_refuses_audio_over_its_limit_without_a_request(simulator: SimulatorServer) -> None:
