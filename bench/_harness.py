@@ -320,12 +320,15 @@ class Meter:
     roots: dict[str, int]
     interval: float = 0.5
     peak_rss: dict[str, int] = field(default_factory=dict)
+    peak_rss_by_role: dict[str, int] = field(default_factory=dict)
+    """The peak, over the samples, of the RSS summed over a role's live processes (e.g. ``run_worker``)."""
     _seen: dict[int, _Seen] = field(default_factory=dict)
     _started: bool = False
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     def sample(self) -> None:
+        rss_by_role: dict[str, int] = {}
         for name, pid in self.roots.items():
             self.peak_rss[name] = max(self.peak_rss.get(name, 0), tree_cpu_and_rss(pid)[1])
             try:
@@ -340,8 +343,12 @@ class Meter:
                         # processes already running when metering starts count from then on
                         self._seen[process.pid] = _Seen(process_role(process), own if not self._started else 0.0, own)
                     self._seen[process.pid].own = own
+                    role = self._seen[process.pid].role
+                    rss_by_role[role] = rss_by_role.get(role, 0) + process.memory_info().rss
                 except psutil.NoSuchProcess:
                     continue
+        for role, rss in rss_by_role.items():
+            self.peak_rss_by_role[role] = max(self.peak_rss_by_role.get(role, 0), rss)
         self._started = True
 
     def cpu_by_role(self) -> dict[str, float]:
