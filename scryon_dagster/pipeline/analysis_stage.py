@@ -61,7 +61,7 @@ def run_analysis(
         withheld_names=withheld,
     )
     with work.log.stage(Stage.ANALYZED, provider="llm") as stage:
-        answers: list[str] = []
+        answers: list[tuple[str, Analysis]] = []
         usages: list[LlmUsage] = []
         try:
             for part in parts:
@@ -73,8 +73,11 @@ def run_analysis(
             if usages:  # tokens are spent even when an answer is unusable
                 usage = _total_usage(usages)
                 pipeline.db.record_llm_usage(call.id, usage)
-        content = merge_part_answers(answers)
-        analysis = _accepted_analysis(content, transcript)  # the merged document, checked against the whole call
+        if len(answers) == 1:
+            content, analysis = answers[0]
+        else:
+            content = merge_part_answers([answer for answer, _ in answers])
+            analysis = _accepted_analysis(content, transcript)  # the merged document, checked against the whole call
         size = pipeline.store_artifact(
             work,
             ArtifactType.ANALYSIS_JSON,
@@ -105,11 +108,13 @@ def _request_part(pipeline: CallPipeline, part: AnalysisPart) -> ChatCompletionR
         raise StageFailure(exc.code) from None
 
 
-def _accepted_answer(result: ChatCompletionResult, part: AnalysisPart) -> str:
-    """The answer's content once it is a valid analysis citing only its part's segments."""
-    _accepted_analysis(result.content, part.transcript, refusal=result.refusal, finish_reason=result.finish_reason)
+def _accepted_answer(result: ChatCompletionResult, part: AnalysisPart) -> tuple[str, Analysis]:
+    """The answer's content and analysis once it is valid and cites only its part's segments."""
+    analysis = _accepted_analysis(
+        result.content, part.transcript, refusal=result.refusal, finish_reason=result.finish_reason
+    )
     assert result.content is not None
-    return result.content
+    return result.content, analysis
 
 
 def _accepted_analysis(
