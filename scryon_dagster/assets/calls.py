@@ -169,19 +169,31 @@ class MaterializationLog:
     def _with_provenance(
         self, asset: PipelineAsset, by_call: Mapping[str, Mapping[str, MetadataValue]]
     ) -> list[dg.AssetMaterialization]:
-        calls = list(by_call)
-        upstream = {dep: latest_versions(self._context.instance, dep, calls) for dep in sorted(asset.upstream)}
-        # As Dagster does: an asset without a code version gets a new one (the run id) every run.
-        code_version = _CODE_VERSIONS.get(asset, self._context.run_id)
-        return [
-            dg.AssetMaterialization(
-                asset_key=asset.value,
-                partition=call,
-                metadata=dict(metadata),
-                tags=provenance_tags(code_version, {dep: versions[call] for dep, versions in upstream.items()}),
-            )
-            for call, metadata in by_call.items()
-        ]
+        return materializations_with_provenance(self._context.instance, asset, by_call, run_id=self._context.run_id)
+
+
+def materializations_with_provenance(
+    instance: dg.DagsterInstance,
+    asset: PipelineAsset,
+    by_call: Mapping[str, Mapping[str, MetadataValue]],
+    *,
+    run_id: str,
+) -> list[dg.AssetMaterialization]:
+    """One materialization per call, tagged with what it was computed from: the latest materializations
+    of its upstream partitions (so log upstream assets first) and the code version of ``asset``."""
+    calls = list(by_call)
+    upstream = {dep: latest_versions(instance, dep, calls) for dep in sorted(asset.upstream)}
+    # As Dagster does: an asset without a code version gets a new one (the run id) every run.
+    code_version = _CODE_VERSIONS.get(asset, run_id)
+    return [
+        dg.AssetMaterialization(
+            asset_key=asset.value,
+            partition=call,
+            metadata=dict(metadata),
+            tags=provenance_tags(code_version, {dep: versions[call] for dep, versions in upstream.items()}),
+        )
+        for call, metadata in by_call.items()
+    ]
 
 
 _Event = TypeVar("_Event", dg.AssetMaterialization, dg.AssetObservation)

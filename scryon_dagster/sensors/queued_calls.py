@@ -21,6 +21,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from scryon_dagster.adapters.db.callback_queries import CallbackQueries
 from scryon_dagster.adapters.db.records import CallRecord, ClaimedCall, ClaimRelease
 from scryon_dagster.adapters.db.repository import CallDatabase
+from scryon_dagster.assets.calls import materializations_with_provenance
 from scryon_dagster.domain.calls import CallStatus, ErrorCode
 from scryon_dagster.domain.flags import EffectiveFlags
 from scryon_dagster.domain.policy import diarization_skip_reason
@@ -32,7 +33,7 @@ from scryon_dagster.jobs.calls import (
 )
 from scryon_dagster.partitions import BATCH_TAG, CALLS_PARTITIONS, RETRIES_TAG, RUN_KIND_TAG
 from scryon_dagster.pipeline.callbacks import RESUME_SELECTION
-from scryon_dagster.pipeline.outcomes import PipelineAsset, StageSelection
+from scryon_dagster.pipeline.outcomes import MetadataValue, PipelineAsset, StageSelection
 from scryon_dagster.pipeline.settle import IN_FLIGHT, Settlement, settle_failure
 from scryon_dagster.pipeline.stages import BatchBookkeeping
 from scryon_dagster.resources import CallDatabaseResource, SettingsResource
@@ -274,8 +275,8 @@ def report_unrecorded_completions(
     instance: dg.DagsterInstance, run: dg.DagsterRun, db: CallDatabase, calls: list[CallRecord]
 ) -> int:
     """Report the materializations of calls the run completed in the call database but died before
-    handing to Dagster (this processing cycle's stored outputs of the assets the run planned), so that
-    Dagster agrees with the database. Returns how many calls were reported."""
+    handing to Dagster (this processing cycle's stored outputs of the assets the run planned), with
+    their provenance, so that Dagster agrees with the database. Returns how many calls were reported."""
     if not calls:
         return 0
     recorded: set[tuple[str, str]] = set()
@@ -283,25 +284,22 @@ def report_unrecorded_completions(
         materialization = record.asset_materialization
         if materialization is not None and materialization.partition is not None:
             recorded.add((materialization.asset_key.to_user_string(), materialization.partition))
-    planned = _planned_assets(run)
-    reported = 0
+    unrecorded: dict[PipelineAsset, dict[str, dict[str, MetadataValue]]] = {}
     for call in calls:
         artifacts = db.get_artifacts(call.id)
-        missing = [
-            asset
-            for asset in planned
-            if (asset.value, str(call.id)) not in recorded
-            and (artifact := artifacts.get(asset.artifact_type)) is not None
-            and (call.cycle_started_at is None or artifact.created_at >= call.cycle_started_at)
-        ]
-        for asset in missing:
-            instance.report_runless_asset_event(
-                dg.AssetMaterialization(
-                    asset_key=asset.value, partition=str(call.id), metadata={"recovered_from_run": run.run_id}
-                )
-            )
-        reported += bool(missing)
-    return reported
+        for asset in _planned_assets(run):
+            artifact = artifacts.get(asset.artifact_type)
+            if (
+                (asset.value, str(call.id)) not in recorded
+                and artifact is not None
+                and (call.cycle_started_at is None or artifact.created_at >= call.cycle_started_at)
+            ):
+                unrecorded.setdefault(asset, {})[str(call.id)] = {"recovered_from_run": run.run_id}
+    for asset in PipelineAsset:  # upstream first: each materialization's provenance reads its inputs'
+        if by_call := unrecorded.get(asset):
+            for materialization in materializations_with_provenance(instance, asset, by_call, run_id=run.run_id):
+                instance.report_runless_asset_event(materialization)
+    return len({call for by_call in unrecorded.values() for call in by_call})
 
 
 def _planned_assets(run: dg.DagsterRun) -> list[PipelineAsset]:
