@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import uuid4
 
 import dagster as dg
@@ -23,6 +24,11 @@ from tests.fixtures.pipeline import Enqueue
 from tests.fixtures.postgres import _with_dbname, create_database, drop_database
 
 NOW = datetime(2026, 12, 3, 2, 7, tzinfo=UTC)
+
+
+def database_name(url: str) -> str:
+    """The database a libpq URL names (the embedded server's URLs carry a query after it)."""
+    return urlsplit(url).path.lstrip("/")
 
 
 @pytest.fixture
@@ -175,7 +181,7 @@ def test_restore_refuses_a_non_empty_database_and_an_unconfirmed_target(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     store.put_bytes(backups.backup_key(NOW), gzip.compress(b"SELECT 1;\n"), backups.BACKUP_CONTENT_TYPE)
-    session_database = pipeline_env["SCRYON_DATABASE_URL"].rsplit("/", 1)[1]
+    session_database = database_name(pipeline_env["SCRYON_DATABASE_URL"])
 
     assert main(["restore", "--confirm-database", session_database]) == 2
     assert "the target database is not empty" in capsys.readouterr().err
@@ -186,7 +192,7 @@ def test_restore_refuses_a_non_empty_database_and_an_unconfirmed_target(
         assert main(["restore", "--confirm-database", "scryon"]) == 2
         assert "type the target database's name after --confirm-database" in capsys.readouterr().err
         assert main(["restore", "--dump", "scryon-backup-20200101T000000Z.sql.gz", "--confirm-database",
-                     empty.rsplit("/", 1)[1]]) == 2  # fmt: skip
+                     database_name(empty)]) == 2  # fmt: skip
         assert "no dump db-backups/scryon-backup-20200101T000000Z.sql.gz" in capsys.readouterr().err
         assert pg.user_relations(empty) == []
     finally:
@@ -205,7 +211,7 @@ def test_a_dump_that_fails_to_load_leaves_the_database_empty_and_quotes_no_row_d
     empty = create_database(postgres_server_url, "scryon_restore_broken")
     try:
         monkeypatch.setenv("SCRYON_DATABASE_URL", empty)
-        assert main(["restore", "--confirm-database", empty.rsplit("/", 1)[1]]) == 2
+        assert main(["restore", "--confirm-database", database_name(empty)]) == 2
         error = capsys.readouterr().err
         assert "psql" in error
         assert "exit code 3" in error
