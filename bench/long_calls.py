@@ -145,6 +145,9 @@ def parse_args() -> argparse.Namespace:
         default=None,
         help="LEMONFOX_MAX_UPLOAD_BYTES (default: the setting's, Lemonfox's documented 100 MB)",
     )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", help="another setting for the workers"
+    )
     parser.add_argument("--server-url", default=DEFAULT_SERVER_URL)
     return parser.parse_args()
 
@@ -154,6 +157,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     overrides = {"PYANNOTE_ENABLED": "true"}
     if args.lemonfox_max_upload_bytes is not None:
         overrides["LEMONFOX_MAX_UPLOAD_BYTES"] = str(args.lemonfox_max_upload_bytes)
+    overrides.update(setting.split("=", 1) for setting in args.set)
     with (
         call_system(args.server_url, profile=args.profile, overrides=overrides) as system,
         scratch_database(args.server_url, "scryon_bench_dagster") as storage_url,
