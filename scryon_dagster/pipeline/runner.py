@@ -409,7 +409,9 @@ class CallPipeline:
         }
 
     def _diarize(self, work: CallWork) -> dict[str, MetadataValue] | None:
-        """Soft: any problem leaves the call to Lemonfox's own speaker labels."""
+        """Soft: a problem leaves the call to Lemonfox's own speaker labels — unless it is transient and
+        the call has a retry left: then the call is retried for it (its transcript is kept and reused)
+        rather than completed with worse speaker attribution."""
         assert work.audio is not None
         skip_reason = self._diarization_skip_reason(work)
         if skip_reason is not None:
@@ -429,6 +431,9 @@ class CallPipeline:
                 record_diarization_cost(self, work)
                 size = self.store_artifact(work, ArtifactType.DIARIZATION_JSON, raw_bytes)
         if stage.soft_code is not None:
+            retry_left = self.settings.retry_policy.delay_before_retry(stage.soft_code, work.claim.retry_count)
+            if self.callback_signer is None and retry_left is not None:
+                raise StageFailure(stage.soft_code)
             work.log.fell_back(Stage.PYANNOTE_FAILED_FALLBACK, provider="pyannote", cause=stage.soft_code)
             return None
         assert work.diarization is not None

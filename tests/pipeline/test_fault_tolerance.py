@@ -256,3 +256,22 @@ def test_a_retried_rederivation_never_pays_for_the_audio_again(
     assert after.get("pyannote", 0) == spent.get("pyannote", 0)
     assert set(retried.materialized) == {PipelineAsset.NORMALIZED_TRANSCRIPT, PipelineAsset.ANALYSIS}
     assert status(db, call_id) == (CallStatus.COMPLETED, None)
+
+
+def test_a_transient_diarization_failure_retries_the_call_instead_of_completing_it_with_worse_labels(
+    retrying_pipeline: CallPipeline, db: CallDatabase, simulator: SimulatorServer, enqueue_sample: Enqueue
+) -> None:
+    call_id = enqueue_sample("greeting_by_name")
+    simulator.admin.set_fault("pyannote", "http_503", times=3)  # every try of the adapter's first request
+
+    first = run(retrying_pipeline, [call_id])[call_id]
+    spent = provider_requests(simulator)
+    retried = run(retrying_pipeline, [call_id])[call_id]
+
+    assert first.retry_of == ErrorCode.DIARIZATION_UNAVAILABLE
+    assert retried.succeeded, retried
+    assert retried.materialized[PipelineAsset.RAW_TRANSCRIPT] == {"reused": True}
+    assert PipelineAsset.DIARIZATION in retried.materialized
+    assert provider_requests(simulator)["lemonfox"] == spent["lemonfox"]
+    assert ArtifactType.DIARIZATION_JSON in db.get_artifacts(call_id)
+    assert not any(e.stage == "PYANNOTE_FAILED_FALLBACK" for e in db.list_events(call_id))
