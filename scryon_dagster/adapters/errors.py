@@ -56,13 +56,26 @@ def refuse_oversized_upload(audio: bytes, *, max_bytes: int, provider: str) -> N
 
 
 class RetryableProviderError(ProviderError):
-    """Transient: network failure, timeout, 5xx, 408 or 409."""
+    """Transient: network failure, timeout, 5xx, 408 or 409; ``retry_after`` is the provider's minimum
+    wait in seconds when it said one (a 503's ``Retry-After``)."""
 
     retryable = True
 
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: ErrorCode,
+        provider: str,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, code=code, provider=provider, status_code=status_code)
+        self.retry_after = retry_after
+
 
 class RateLimitedError(RetryableProviderError):
-    """HTTP 429 that is not quota exhaustion; ``retry_after`` is the provider's minimum wait in seconds."""
+    """HTTP 429 that is not quota exhaustion."""
 
     def __init__(
         self,
@@ -73,5 +86,4 @@ class RateLimitedError(RetryableProviderError):
         status_code: int | None = 429,
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(message, code=code, provider=provider, status_code=status_code)
-        self.retry_after = retry_after
+        super().__init__(message, code=code, provider=provider, status_code=status_code, retry_after=retry_after)

@@ -178,7 +178,13 @@ def error_for_response(response: httpx.Response, *, provider: str, codes: StageE
     if status == 408:
         return RetryableProviderError(message, code=codes.timeout, provider=provider, status_code=status)
     if status == 409 or status >= 500:
-        return RetryableProviderError(message, code=codes.unavailable, provider=provider, status_code=status)
+        return RetryableProviderError(
+            message,
+            code=codes.unavailable,
+            provider=provider,
+            status_code=status,
+            retry_after=parse_retry_after(response.headers),
+        )
     return PermanentProviderError(message, code=codes.client_error, provider=provider, status_code=status)
 
 
@@ -407,7 +413,7 @@ class ProviderHttpClient:
     def _wait(self, state: tenacity.RetryCallState) -> float:
         wait = self._backoff_wait(state)
         error = state.outcome.exception() if state.outcome else None
-        if isinstance(error, RateLimitedError) and error.retry_after is not None:
+        if isinstance(error, RetryableProviderError) and error.retry_after is not None:
             wait = max(wait, error.retry_after)
         return wait
 
