@@ -25,6 +25,7 @@ from scryon_dagster.adapters.lemonfox import LemonfoxClient
 from scryon_dagster.adapters.llm import LlmClient
 from scryon_dagster.adapters.object_store import ObjectNotFoundError, ObjectStore, ObjectStoreUnavailableError
 from scryon_dagster.adapters.pyannote import PyannoteClient
+from scryon_dagster.domain.audio_formats import SNIFF_HEAD_BYTES, sniff_audio_type
 from scryon_dagster.domain.calls import TERMINAL_STATUSES, ArtifactType, CallStatus, Direction, ErrorCode, Stage
 from scryon_dagster.domain.flags import EffectiveFlags
 from scryon_dagster.domain.policy import diarization_skip_reason
@@ -278,8 +279,10 @@ class CallPipeline:
         if (original := self._original_audio(work)) is None:
             return materialized
         may_diarize = PipelineAsset.DIARIZATION in audio_stages and self._diarization_skip_reason(work) is None
-        work.audio = self._preprocess(work, original, diarization_variant=may_diarize)
-        del original  # only the preprocessed variants are needed from here
+        work.audio = self._transcribable(
+            work, self._preprocess(work, original, diarization_variant=may_diarize), original
+        )
+        del original  # only the provider inputs are needed from here
         diarized: Future[dict[str, MetadataValue] | None] | None = None
         if PipelineAsset.DIARIZATION in audio_stages:
             diarized = diarizers.submit(self._diarize, work)
@@ -292,6 +295,21 @@ class CallPipeline:
         if diarized is not None and (diarization_metadata := diarized.result()) is not None:
             materialized[PipelineAsset.DIARIZATION] = diarization_metadata
         return materialized
+
+    def _transcribable(self, work: CallWork, prepared: PreprocessedAudio, original: bytes) -> PreprocessedAudio:
+        """A long call's 16-kHz WAV outgrows Lemonfox's upload limit (~52 minutes at 100 MB) where its
+        compressed recording (at most MAX_FILE_SIZE) does not: then the recording is transcribed as
+        uploaded, and diarization keeps the preprocessed variant."""
+        if prepared.used_original or len(prepared.transcription_audio) <= self.settings.lemonfox_max_upload_bytes:
+            return prepared
+        work.log.fell_back(Stage.AUDIO_PREPROCESSED, provider="ffmpeg", cause=ErrorCode.AUDIO_TOO_LARGE_FOR_PROVIDER)
+        return replace(
+            prepared,
+            transcription_audio=original,
+            used_original=True,
+            audio_type=sniff_audio_type(original[:SNIFF_HEAD_BYTES]),
+            fallback_reason=ErrorCode.AUDIO_TOO_LARGE_FOR_PROVIDER,
+        )
 
     def _audio_footprint(self, work: CallWork) -> int:
         temp_audio = work.artifacts.get(ArtifactType.TEMP_AUDIO)

@@ -124,3 +124,22 @@ def test_audio_over_pyannote_upload_limit_keeps_lemonfox_speaker_labels(
     assert PipelineAsset.DIARIZATION not in outcome.materialized
     diarized = [(e.status, e.error_code) for e in db.list_events(call_id) if e.stage == "DIARIZED"]
     assert ("FAILED", ErrorCode.AUDIO_TOO_LARGE_FOR_PROVIDER) in diarized
+
+
+def test_a_preprocessed_wav_over_lemonfox_upload_limit_is_replaced_by_the_recording_as_uploaded(
+    settings: Settings, db: CallDatabase, store: ObjectStore, enqueue_sample: Enqueue
+) -> None:
+    """A long call's 16-kHz WAV outgrows the limit where its compressed recording does not; here the
+    limit is made tiny for the WAV (the adapter's own stays large, standing for the smaller recording)."""
+    long_call = pipeline_with(settings, db, store, lemonfox_max_upload_bytes=1000)
+    long_call.lemonfox.max_upload_bytes = 50 * 1024 * 1024
+    call_id = enqueue_sample("no_names")
+    try:
+        outcome = run(long_call, [call_id])[call_id]
+    finally:
+        long_call.close()
+
+    assert outcome.succeeded, outcome
+    assert outcome.materialized[PipelineAsset.RAW_TRANSCRIPT]["preprocessed_audio"] is False
+    fallbacks = [e for e in db.list_events(call_id) if (e.stage, e.status) == ("AUDIO_PREPROCESSED", "COMPLETED")]
+    assert ErrorCode.AUDIO_TOO_LARGE_FOR_PROVIDER in {e.error_code for e in fallbacks}
