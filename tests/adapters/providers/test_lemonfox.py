@@ -135,23 +135,10 @@ def test_client_errors_fail_at_once(simulator: SimulatorServer, client: Lemonfox
     assert attempts(simulator) == 1
 
 
-def test_rate_limit_waits_at_least_retry_after(simulator: SimulatorServer) -> None:
+@pytest.mark.parametrize("fault", ["http_429", "http_503"])
+def test_rate_limit_and_unavailability_wait_at_least_retry_after(simulator: SimulatorServer, fault: str) -> None:
     sent_at: list[float] = []
-    simulator.admin.set_fault("lemonfox", "http_429", retry_after_seconds=1)
-
-    with (
-        httpx.Client(event_hooks={"request": [lambda request: sent_at.append(time.monotonic())]}) as http,
-        make_client(simulator, http_client=http) as client,
-    ):
-        result = transcribe(client, silent_wav(6.0))
-
-    assert result.attempts == 2
-    assert sent_at[1] - sent_at[0] >= 1.0
-
-
-def test_an_unavailable_answer_with_retry_after_is_waited_out_too(simulator: SimulatorServer) -> None:
-    sent_at: list[float] = []
-    simulator.admin.set_fault("lemonfox", "http_503", retry_after_seconds=1)
+    simulator.admin.set_fault("lemonfox", fault, retry_after_seconds=1)
 
     with (
         httpx.Client(event_hooks={"request": [lambda request: sent_at.append(time.monotonic())]}) as http,
