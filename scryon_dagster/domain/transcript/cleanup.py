@@ -21,6 +21,8 @@ own when the last copy has none), so sentence boundaries and time coverage survi
 from __future__ import annotations
 
 import re
+from itertools import compress
+from operator import eq
 
 from scryon_dagster.domain.transcript.phone import MASK
 from scryon_dagster.domain.transcript.tokens import Token, token_key, trailing_punctuation
@@ -36,9 +38,13 @@ _NEVER_DOUBLED = frozenset({"the", "a", "an", "i", "my", "your", "our", "and", "
 _MUSIC = re.compile(r"[♪♫♬🎵🎶]")
 _INLINE_TAGS = re.compile(r"\[[^\[\]]*\]|\([^()\d]*\)|\*[^*\d]+\*")
 _CAPTION_MARKERS = frozenset({">>"})
+# Every non-speech tag contains one of these: text without any has nothing to strip.
+_NON_SPEECH_MARK = re.compile(r"[\[\]()*♪♫♬🎵🎶]|>>")
 
 
 def strip_non_speech(tokens: list[Token]) -> list[Token]:
+    if not _NON_SPEECH_MARK.search("\n".join(token.text for token in tokens)):
+        return tokens  # the common case, decided in one scan
     current = tokens
     while True:
         cleaned = _strip_spans(_strip_inline(current))
@@ -121,19 +127,34 @@ def collapse_repetitions(tokens: list[Token]) -> list[Token]:
 
 def _collapse_once(tokens: list[Token]) -> list[Token]:
     keys = [token.key or token.text for token in tokens]
+    candidates = _possible_loop_starts(keys)
+    if not candidates:
+        return tokens
     result: list[Token] = []
     index = 0
-    while index < len(tokens):
-        width, repeats = _loop_at(keys, index)
-        if repeats <= 1:
-            result.append(tokens[index])
-            index += 1
+    for candidate in candidates:
+        if candidate < index:
             continue
-        kept = tokens[index : index + width]
-        last = tokens[index + width * repeats - 1]
+        width, repeats = _loop_at(keys, candidate)
+        if repeats <= 1:
+            continue
+        kept = tokens[candidate : candidate + width]
+        last = tokens[candidate + width * repeats - 1]
+        result.extend(tokens[index:candidate])
         result.extend([*kept[:-1], _closing_copy(kept[-1], last)])
-        index += width * repeats
+        index = candidate + width * repeats
+    if index == 0:
+        return tokens
+    result.extend(tokens[index:])
     return result
+
+
+def _possible_loop_starts(keys: list[str]) -> list[int]:
+    """Positions whose word comes back within a loop's width: the only places a loop can start."""
+    starts: set[int] = set()
+    for width in range(1, _MAX_LOOP_PHRASE_WORDS + 1):
+        starts.update(compress(range(len(keys)), map(eq, keys, keys[width:])))
+    return sorted(starts)
 
 
 def _closing_copy(kept: Token, last: Token) -> Token:
@@ -148,9 +169,12 @@ def _closing_copy(kept: Token, last: Token) -> Token:
 def _loop_at(keys: list[str], index: int) -> tuple[int, int]:
     """(phrase width, repeat count) of the longest-covering collapsible loop starting at ``index``."""
     best = (1, 1)
+    first = keys[index]
     for width in range(1, _MAX_LOOP_PHRASE_WORDS + 1):
         if index + 2 * width > len(keys):
             break
+        if keys[index + width] != first:  # a repeat of this width would start with the same word
+            continue
         phrase = keys[index : index + width]
         repeats = 1
         while keys[index + repeats * width : index + (repeats + 1) * width] == phrase:

@@ -355,6 +355,8 @@ def _mentioned_parties(ladder: _Ladder, speaker: _Speaker, patterns: list[tuple[
     """Known parties this speaker names, not counting their own self-introduction."""
     mentioned: set[Role] = set()
     for text in speaker.texts:
+        if not any(pattern.search(text) for _, pattern in patterns):
+            continue  # cutting introductions out cannot make a name appear
         spoken = _without_introductions(text, ladder.known)
         mentioned.update(role for role, pattern in patterns if pattern.search(spoken))
     return mentioned

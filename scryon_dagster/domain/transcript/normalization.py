@@ -384,7 +384,7 @@ def _clean_turn(tokens: list[Token]) -> list[Token]:
     current = tokens
     while True:
         cleaned = collapse_repetitions(strip_non_speech(current))
-        if [token.text for token in cleaned] == [token.text for token in current]:
+        if cleaned is current or [token.text for token in cleaned] == [token.text for token in current]:
             return cleaned
         current = cleaned
 

@@ -11,7 +11,8 @@ second pass, so masking is idempotent, and it breaks runs, so its four digits ne
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from enum import Enum, auto
+from functools import lru_cache
 
 from scryon_dagster.domain.transcript.tokens import Token, token_key
 
@@ -42,12 +43,15 @@ _REPEATERS = {"double": 2, "triple": 3}
 _HESITATIONS = frozenset({"uh", "um", "umm", "er", "erm", "ah", "hmm", "hm"})
 
 
-@dataclass(frozen=True, slots=True)
-class TokenRef:
-    """Where a token sits in a list of token lists (pieces): masking runs across piece boundaries."""
+class _Kind(Enum):
+    """What a token can be in a digit run; decided once per distinct text (see ``_kind``)."""
 
-    piece: int
-    index: int
+    MASK = auto()
+    DIGITS = auto()
+    OH = auto()
+    REPEATER = auto()
+    HESITATION = auto()
+    OTHER = auto()
 
 
 def last_four_digits(phone_number: str | None) -> str | None:
@@ -62,105 +66,107 @@ def mask_phone_numbers(pieces: list[list[Token]]) -> list[list[Token]]:
     run's first token and the visible digits the place of its last, so a run spanning two pieces leaves
     ``••••`` at the end of one and the four digits at the start of the next.
     """
-    stream = [TokenRef(p, i) for p, tokens in enumerate(pieces) for i in range(len(tokens))]
-    replacements: dict[TokenRef, list[Token]] = {}
+    stream = [token for tokens in pieces for token in tokens]
+    kinds = [_kind(token.text) for token in stream]
+    replacements: dict[int, list[Token]] = {}
     position = 0
     while position < len(stream):
-        ref = stream[position]
-        token = pieces[ref.piece][ref.index]
-        if token.text == MASK:
-            position += _masked_pair_length(pieces, stream, position)
+        kind = kinds[position][0]
+        if kind is _Kind.MASK:
+            position += _masked_pair_length(stream, position)
             continue
-        run_end, digits = _digit_run(pieces, stream, position)
-        if len(digits) >= MIN_PHONE_DIGITS and not _is_lone_decimal(pieces, stream[position:run_end]):
-            _replace_run(pieces, stream[position:run_end], digits, replacements)
+        if kind is not _Kind.DIGITS and kind is not _Kind.REPEATER:  # no run can start here: the common case
+            position += 1
+            continue
+        run_end, digits = _digit_run(kinds, position)
+        if len(digits) >= MIN_PHONE_DIGITS and not _is_lone_decimal(stream, position, run_end):
+            _replace_run(stream, position, run_end, digits, replacements)
             position = run_end
         else:
             position = max(run_end, position + 1)
     if not replacements:
         return pieces
-    touched = {ref.piece for ref in replacements}
     result: list[list[Token]] = []
-    for p, tokens in enumerate(pieces):
-        if p not in touched:
+    offset = 0
+    for tokens in pieces:
+        piece_end = offset + len(tokens)
+        if not any(offset <= position < piece_end for position in replacements):
             result.append(tokens)
-            continue
-        rebuilt: list[Token] = []
-        for i, token in enumerate(tokens):
-            rebuilt.extend(replacements.get(TokenRef(p, i), [token]))
-        result.append(rebuilt)
+        else:
+            rebuilt: list[Token] = []
+            for position in range(offset, piece_end):
+                rebuilt.extend(replacements.get(position, [stream[position]]))
+            result.append(rebuilt)
+        offset = piece_end
     return result
 
 
-def _masked_pair_length(pieces: list[list[Token]], stream: list[TokenRef], position: int) -> int:
-    if position + 1 < len(stream):
-        following = stream[position + 1]
-        if _VISIBLE_PART.fullmatch(pieces[following.piece][following.index].text):
-            return 2
+@lru_cache(maxsize=65536)
+def _kind(text: str) -> tuple[_Kind, str, int]:
+    """(kind, digits written or spoken, repeat count of "double"/"triple")."""
+    if text == MASK:
+        return _Kind.MASK, "", 0
+    if _WRITTEN_DIGITS.match(text):
+        return _Kind.DIGITS, "".join(ch for ch in text if ch.isdigit()), 0
+    key = token_key(text)
+    if key in _SPOKEN_DIGITS:
+        return _Kind.DIGITS, _SPOKEN_DIGITS[key], 0
+    if key == _OH:
+        return _Kind.OH, "0", 0
+    if key in _REPEATERS:
+        return _Kind.REPEATER, "", _REPEATERS[key]
+    if key in _HESITATIONS:
+        return _Kind.HESITATION, "", 0
+    return _Kind.OTHER, "", 0
+
+
+def _masked_pair_length(stream: list[Token], position: int) -> int:
+    if position + 1 < len(stream) and _VISIBLE_PART.fullmatch(stream[position + 1].text):
+        return 2
     return 1
 
 
-def _digit_run(pieces: list[list[Token]], stream: list[TokenRef], start: int) -> tuple[int, str]:
+def _digit_run(kinds: list[tuple[_Kind, str, int]], start: int) -> tuple[int, str]:
     """End (exclusive) of the digit run starting at ``start`` and its digits; end == start if none."""
     digits: list[str] = []
     position = start
     run_end = start
     pending_repeat = 1
-    while position < len(stream):
-        ref = stream[position]
-        text = pieces[ref.piece][ref.index].text
-        if text == MASK:
-            break
-        contributed = _digits_of(text, has_digits=bool(digits))
-        if contributed is not None:
+    while position < len(kinds):
+        kind, contributed, repeat = kinds[position]
+        if kind is _Kind.DIGITS or (kind is _Kind.OH and digits):  # "oh" is zero only after digits
             digits.append(contributed * pending_repeat if len(contributed) == 1 else contributed)
             pending_repeat = 1
             position += 1
             run_end = position
-            continue
-        key = token_key(text)
-        if key in _REPEATERS:
-            pending_repeat = _REPEATERS[key]
+        elif kind is _Kind.REPEATER:
+            pending_repeat = repeat
             position += 1
-            continue
-        if digits and key in _HESITATIONS:
+        elif kind is _Kind.HESITATION and digits:
             position += 1
-            continue
-        break
+        else:
+            break
     return run_end, "".join(digits)
 
 
-def _is_lone_decimal(pieces: list[list[Token]], run: list[TokenRef]) -> bool:
+def _is_lone_decimal(stream: list[Token], start: int, end: int) -> bool:
     """ "3.1415926" on its own is a number; "+1 000 000.0000" is a phone number written with a dot."""
-    return len(run) == 1 and _DECIMAL.match(pieces[run[0].piece][run[0].index].text) is not None
+    return end - start == 1 and _DECIMAL.match(stream[start].text) is not None
 
 
-def _digits_of(text: str, *, has_digits: bool) -> str | None:
-    if _WRITTEN_DIGITS.match(text):
-        return "".join(ch for ch in text if ch.isdigit())
-    key = token_key(text)
-    if key in _SPOKEN_DIGITS:
-        return _SPOKEN_DIGITS[key]
-    if key == _OH and has_digits:
-        return "0"
-    return None
-
-
-def _replace_run(
-    pieces: list[list[Token]], run: list[TokenRef], digits: str, replacements: dict[TokenRef, list[Token]]
-) -> None:
-    first = pieces[run[0].piece][run[0].index]
-    last = pieces[run[-1].piece][run[-1].index]
+def _replace_run(stream: list[Token], start: int, end: int, digits: str, replacements: dict[int, list[Token]]) -> None:
+    first = stream[start]
+    last = stream[end - 1]
     mask = Token(MASK, first.start, first.end, first.confidence, first.space_before)
     visible = Token(digits[-VISIBLE_DIGITS:], last.start, last.end, last.confidence, True)
     # Keep the run's closing punctuation so a number that ended a sentence still ends it.
     closing = _CLOSING_PUNCTUATION.search(last.text)
     if closing:
         visible.text += closing.group(0)
-    for ref in run:
-        replacements[ref] = []
-    if run[0] == run[-1]:
-        replacements[run[0]] = [mask, visible]
+    for position in range(start, end):
+        replacements[position] = []
+    if end - start == 1:
+        replacements[start] = [mask, visible]
     else:
-        replacements[run[0]] = [mask]
-        replacements[run[-1]] = [visible]
+        replacements[start] = [mask]
+        replacements[end - 1] = [visible]
