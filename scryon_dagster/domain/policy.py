@@ -10,11 +10,15 @@ would only spend money on the same answer.
 
 Whether a call is diarized: the pickup plans the asset by it, the pipeline runs or skips the stage by it,
 and the reprocess estimate prices it by it.
+
+Which audio Lemonfox is sent, and whether a call can be transcribed at all within its upload limit: decided
+before any provider is started, so that a call certain to fail for size pays for nothing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from scryon_dagster.domain.calls import ErrorCode
 
@@ -84,3 +88,24 @@ def diarization_skip_reason(
     if audio_seconds is not None and audio_seconds > max_audio_minutes * 60:
         return "audio_too_long"
     return None
+
+class TranscriptionInput(StrEnum):
+    """The audio Lemonfox is sent: the preprocessed 16-kHz WAV or the recording as uploaded."""
+
+    PREPROCESSED = "preprocessed"
+    ORIGINAL = "original"
+
+
+def transcription_input(
+    *, preprocessed_bytes: int | None, original_bytes: int, max_upload_bytes: int
+) -> TranscriptionInput | None:
+    """The preprocessed WAV (``preprocessed_bytes``; None when there is none) when it is within Lemonfox's upload
+    limit, else the recording as uploaded when that is (a long call's WAV passes 100 MB at about 52 minutes where
+    its compressed recording does not); None when neither is: the call can only fail
+    ``audio_too_large_for_provider``, and must fail before any provider, diarization included, is paid."""
+    if preprocessed_bytes is not None and preprocessed_bytes <= max_upload_bytes:
+        return TranscriptionInput.PREPROCESSED
+    if original_bytes <= max_upload_bytes:
+        return TranscriptionInput.ORIGINAL
+    return None
+

@@ -28,12 +28,12 @@ from scryon_dagster.adapters.pyannote import PyannoteClient
 from scryon_dagster.domain.audio_formats import SNIFF_HEAD_BYTES, sniff_audio_type
 from scryon_dagster.domain.calls import TERMINAL_STATUSES, ArtifactType, CallStatus, Direction, ErrorCode, Stage
 from scryon_dagster.domain.flags import EffectiveFlags
-from scryon_dagster.domain.policy import diarization_skip_reason
+from scryon_dagster.domain.policy import TranscriptionInput, diarization_skip_reason, transcription_input
 from scryon_dagster.domain.provider_outputs import Diarization, Identification, ProviderOutputError, RawTranscript
 from scryon_dagster.domain.storage_keys import artifact_key
 from scryon_dagster.pipeline.analysis_stage import reuse_stored_analysis, run_analysis
 from scryon_dagster.pipeline.callbacks import RESUME_SELECTION, CallbackSigner
-from scryon_dagster.pipeline.memory import MemoryBudget, audio_footprint
+from scryon_dagster.pipeline.memory import batch_memory_budget, call_footprint
 from scryon_dagster.pipeline.outcomes import CallOutcome, MetadataValue, PipelineAsset, StageSelection
 from scryon_dagster.pipeline.settle import Settlement, settle_failure
 from scryon_dagster.pipeline.spend import record_diarization_cost, record_transcription_cost
@@ -95,7 +95,7 @@ class CallPipeline:
         self.llm = llm
         self.callback_signer = callback_signer
         self.callbacks = CallbackQueries(db)
-        self.audio_memory = MemoryBudget(settings.scryon_batch_audio_memory_mb * 1024 * 1024)
+        self.memory = batch_memory_budget(settings)
 
     def close(self) -> None:
         self.lemonfox.close()
@@ -250,25 +250,29 @@ class CallPipeline:
             asset: {"reused": True} for asset in self._reused_outputs(work, selection)
         }
         audio_stages = {PipelineAsset.DIARIZATION, PipelineAsset.RAW_TRANSCRIPT} & selection.assets - set(materialized)
-        if audio_stages:
-            with self.audio_memory.hold(self._audio_footprint(work)):
+        with self.memory.hold(self._memory_footprint(work, with_audio=bool(audio_stages))) as held:
+            if audio_stages:
                 materialized.update(self._audio_stages(work, audio_stages, diarizers))
-                work.audio = None  # the decoded audio goes before the budget is given back
-            if work.awaiting_callback:
-                return materialized
-        normalized = None
-        if PipelineAsset.NORMALIZED_TRANSCRIPT in selection and PipelineAsset.NORMALIZED_TRANSCRIPT not in materialized:
-            self._load_raw_outputs(work)
-            if work.resumed_from_callback:
-                materialized[PipelineAsset.RAW_TRANSCRIPT] = self._delivered_transcript_metadata(work)
-            normalized, metadata = build_normalized_transcript(self, work)
-            materialized[PipelineAsset.NORMALIZED_TRANSCRIPT] = metadata
-        if PipelineAsset.ANALYSIS in selection:
-            analysis_metadata = (
-                reuse_stored_analysis(self, work) if PipelineAsset.ANALYSIS in materialized else None
-            ) or run_analysis(self, work, normalized)
-            if analysis_metadata is not None:
-                materialized[PipelineAsset.ANALYSIS] = analysis_metadata
+                work.audio = None  # the decoded audio goes before its share of the budget is given back
+                held.shrink(self._memory_footprint(work, with_audio=False))
+                if work.awaiting_callback:
+                    return materialized
+            normalized = None
+            if (
+                PipelineAsset.NORMALIZED_TRANSCRIPT in selection
+                and PipelineAsset.NORMALIZED_TRANSCRIPT not in materialized
+            ):
+                self._load_raw_outputs(work)
+                if work.resumed_from_callback:
+                    materialized[PipelineAsset.RAW_TRANSCRIPT] = self._delivered_transcript_metadata(work)
+                normalized, metadata = build_normalized_transcript(self, work)
+                materialized[PipelineAsset.NORMALIZED_TRANSCRIPT] = metadata
+            if PipelineAsset.ANALYSIS in selection:
+                analysis_metadata = (
+                    reuse_stored_analysis(self, work) if PipelineAsset.ANALYSIS in materialized else None
+                ) or run_analysis(self, work, normalized)
+                if analysis_metadata is not None:
+                    materialized[PipelineAsset.ANALYSIS] = analysis_metadata
         return materialized
 
     def _audio_stages(
@@ -280,7 +284,10 @@ class CallPipeline:
             return materialized
         may_diarize = PipelineAsset.DIARIZATION in audio_stages and self._diarization_skip_reason(work) is None
         work.audio = self._transcribable(
-            work, self._preprocess(work, original, diarization_variant=may_diarize), original
+            work,
+            self._preprocess(work, original, diarization_variant=may_diarize),
+            original,
+            transcribing=PipelineAsset.RAW_TRANSCRIPT in audio_stages,
         )
         del original  # only the provider inputs are needed from here
         diarized: Future[dict[str, MetadataValue] | None] | None = None
@@ -296,11 +303,21 @@ class CallPipeline:
             materialized[PipelineAsset.DIARIZATION] = diarization_metadata
         return materialized
 
-    def _transcribable(self, work: CallWork, prepared: PreprocessedAudio, original: bytes) -> PreprocessedAudio:
-        """A long call's 16-kHz WAV outgrows Lemonfox's upload limit (~52 minutes at 100 MB) where its
-        compressed recording (at most MAX_FILE_SIZE) does not: then the recording is transcribed as
-        uploaded, and diarization keeps the preprocessed variant."""
-        if prepared.used_original or len(prepared.transcription_audio) <= self.settings.lemonfox_max_upload_bytes:
+    def _transcribable(
+        self, work: CallWork, prepared: PreprocessedAudio, original: bytes, *, transcribing: bool
+    ) -> PreprocessedAudio:
+        """Lemonfox's input as the policy's ``transcription_input`` decides: a long call's WAV over the upload
+        limit is replaced by the recording as uploaded (diarization keeps the preprocessed variant); a call
+        neither fits fails here, before any provider is paid."""
+        choice = transcription_input(
+            preprocessed_bytes=None if prepared.used_original else len(prepared.transcription_audio),
+            original_bytes=len(original),
+            max_upload_bytes=self.settings.lemonfox_max_upload_bytes,
+        )
+        if choice is None and transcribing:
+            with work.log.stage(Stage.TRANSCRIBED, provider="lemonfox"):
+                raise StageFailure(ErrorCode.AUDIO_TOO_LARGE_FOR_PROVIDER)
+        if choice is not TranscriptionInput.ORIGINAL or prepared.used_original:
             return prepared
         work.log.fell_back(Stage.AUDIO_PREPROCESSED, provider="ffmpeg", cause=ErrorCode.AUDIO_TOO_LARGE_FOR_PROVIDER)
         return replace(
@@ -311,9 +328,10 @@ class CallPipeline:
             fallback_reason=ErrorCode.AUDIO_TOO_LARGE_FOR_PROVIDER,
         )
 
-    def _audio_footprint(self, work: CallWork) -> int:
+    def _memory_footprint(self, work: CallWork, *, with_audio: bool) -> int:
         temp_audio = work.artifacts.get(ArtifactType.TEMP_AUDIO)
-        return audio_footprint(temp_audio.byte_size if temp_audio else 0, work.call.duration_seconds)
+        stored_audio_bytes = (temp_audio.byte_size if temp_audio else 0) if with_audio else None
+        return call_footprint(work.call.duration_seconds, stored_audio_bytes=stored_audio_bytes)
 
     def _reused_outputs(self, work: CallWork, selection: StageSelection) -> list[PipelineAsset]:
         """The selected outputs this processing cycle has stored already (an earlier try of a retried

@@ -4,11 +4,15 @@ provider's upload limit is refused before it is sent (transcription: the call fa
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
+import imageio_ffmpeg
 import pytest
 
 from scryon_dagster.adapters.db.cost_queries import CostQueries
+from scryon_dagster.adapters.db.records import NewCall
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.adapters.object_store import ObjectStore
 from scryon_dagster.domain.analysis import AnalysisPrompt, build_analysis_prompt, parse_analysis
@@ -16,8 +20,8 @@ from scryon_dagster.domain.analysis.chunking import PARTS_QUALITY_WARNING
 from scryon_dagster.domain.analysis.cost import estimate_analysis_request_tokens
 from scryon_dagster.domain.calls import ArtifactType, CallStatus, ErrorCode
 from scryon_dagster.domain.policy import is_transient
-from scryon_dagster.domain.provider_spend import SpendStage
 from scryon_dagster.domain.transcript.models import NormalizedTranscript
+from scryon_dagster.pipeline.intake import enqueue_call
 from scryon_dagster.pipeline.outcomes import PipelineAsset
 from scryon_dagster.pipeline.runner import CallPipeline, build_call_pipeline
 from scryon_dagster.settings import Settings
@@ -95,20 +99,25 @@ def test_a_call_over_the_diarization_guard_is_transcribed_and_analysed_without_d
     assert ArtifactType.ANALYSIS_JSON in db.get_artifacts(call_id)
 
 
-def test_audio_over_lemonfox_upload_limit_fails_the_call_before_paying(
-    pipeline: CallPipeline, db: CallDatabase, simulator: SimulatorServer, enqueue_sample: Enqueue
+def test_audio_over_lemonfox_upload_limit_fails_the_call_before_any_provider_is_paid(
+    settings: Settings, db: CallDatabase, store: ObjectStore, simulator: SimulatorServer, enqueue_sample: Enqueue
 ) -> None:
-    pipeline.lemonfox.max_upload_bytes = 1000
+    """Neither the preprocessed WAV nor the recording as uploaded fits: diarization is not started either."""
+    oversized = pipeline_with(settings, db, store, lemonfox_max_upload_bytes=1000)
     call_id = enqueue_sample("self_introduction")
-
-    outcome = run(pipeline, [call_id])[call_id]
+    try:
+        outcome = run(oversized, [call_id])[call_id]
+    finally:
+        oversized.close()
 
     assert outcome.error_code == ErrorCode.AUDIO_TOO_LARGE_FOR_PROVIDER
     assert not is_transient(ErrorCode.AUDIO_TOO_LARGE_FOR_PROVIDER)  # no retry can make it fit
     assert status(db, call_id) == (CallStatus.FAILED, ErrorCode.AUDIO_TOO_LARGE_FOR_PROVIDER)
-    assert "lemonfox" not in provider_requests(simulator)
-    # no transcription paid (diarization, which runs beside it, may have been)
-    assert SpendStage.TRANSCRIPTION not in {entry.stage for entry in CostQueries(db).call_cost(call_id).entries}
+    assert provider_requests(simulator) == {}
+    assert CostQueries(db).call_cost(call_id).entries == []
+    transcribed = [(e.status, e.error_code) for e in db.list_events(call_id) if e.stage == "TRANSCRIBED"]
+    assert transcribed[-1] == ("FAILED", ErrorCode.AUDIO_TOO_LARGE_FOR_PROVIDER)
+    assert not [e for e in db.list_events(call_id) if e.stage == "DIARIZED"]
 
 
 def test_audio_over_pyannote_upload_limit_keeps_lemonfox_speaker_labels(
@@ -127,13 +136,18 @@ def test_audio_over_pyannote_upload_limit_keeps_lemonfox_speaker_labels(
 
 
 def test_a_preprocessed_wav_over_lemonfox_upload_limit_is_replaced_by_the_recording_as_uploaded(
-    settings: Settings, db: CallDatabase, store: ObjectStore, enqueue_sample: Enqueue
+    settings: Settings, db: CallDatabase, store: ObjectStore, sample_audio: dict[str, Path], tmp_path: Path
 ) -> None:
-    """A long call's 16-kHz WAV outgrows the limit where its compressed recording does not; here the
-    limit is made tiny for the WAV (the adapter's own stays large, standing for the smaller recording)."""
-    long_call = pipeline_with(settings, db, store, lemonfox_max_upload_bytes=1000)
-    long_call.lemonfox.max_upload_bytes = 50 * 1024 * 1024
-    call_id = enqueue_sample("no_names")
+    """A long call's 16-kHz WAV outgrows the limit where its compressed recording does not; here the limit
+    is an AAC recording's own size, a fraction of its WAV's."""
+    recording = tmp_path / "call.m4a"
+    ffmpeg = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(sample_audio["no_names"])]
+    subprocess.run([*ffmpeg, "-c:a", "aac", "-b:a", "32k", str(recording)], check=True)
+    with recording.open("rb") as audio:
+        call_id = enqueue_call(
+            db, store, audio=audio, filename=recording.name, user_reference="user-long", call=NewCall(), max_bytes=10**8
+        ).id
+    long_call = pipeline_with(settings, db, store, lemonfox_max_upload_bytes=recording.stat().st_size)
     try:
         outcome = run(long_call, [call_id])[call_id]
     finally:
@@ -141,5 +155,6 @@ def test_a_preprocessed_wav_over_lemonfox_upload_limit_is_replaced_by_the_record
 
     assert outcome.succeeded, outcome
     assert outcome.materialized[PipelineAsset.RAW_TRANSCRIPT]["preprocessed_audio"] is False
+    assert PipelineAsset.DIARIZATION in outcome.materialized  # from the preprocessed variant
     fallbacks = [e for e in db.list_events(call_id) if (e.stage, e.status) == ("AUDIO_PREPROCESSED", "COMPLETED")]
     assert ErrorCode.AUDIO_TOO_LARGE_FOR_PROVIDER in {e.error_code for e in fallbacks}

@@ -10,7 +10,7 @@ import pytest
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.adapters.object_store import ObjectStore
 from scryon_dagster.domain.calls import ArtifactType
-from scryon_dagster.pipeline.memory import MemoryBudget, audio_footprint
+from scryon_dagster.pipeline.memory import MemoryBudget, call_footprint
 from scryon_dagster.pipeline.runner import build_call_pipeline
 from scryon_dagster.settings import load_settings
 from tests.fixtures.pipeline import Enqueue
@@ -48,9 +48,11 @@ def test_a_budget_must_be_positive() -> None:
         MemoryBudget(0)
 
 
-def test_a_calls_footprint_is_its_recording_and_two_decoded_copies() -> None:
-    assert audio_footprint(1_000, 10.0) == 1_000 + 10 * 32_000 * 2
-    assert audio_footprint(1_000, None) == 1_000
+def test_a_calls_footprint_grows_with_its_audio_and_shrinks_once_its_audio_stages_end() -> None:
+    short, long = (call_footprint(seconds, stored_audio_bytes=1_000) for seconds in (60.0, 3600.0))
+    assert long > short > call_footprint(60.0, stored_audio_bytes=None) > 0
+    assert call_footprint(3600.0, stored_audio_bytes=1_000) > call_footprint(3600.0, stored_audio_bytes=None)
+    assert call_footprint(None, stored_audio_bytes=1_000) == call_footprint(0.0, stored_audio_bytes=1_000)
 
 
 def test_a_batch_over_the_budget_completes_with_its_audio_held_within_it(
@@ -63,10 +65,13 @@ def test_a_batch_over_the_budget_completes_with_its_audio_held_within_it(
     call_ids = [enqueue_sample(slug) for slug in ("no_names", "greeting_by_name", "self_introduction", "voicemail")]
     calls = db.get_calls(call_ids)
     footprints = [
-        audio_footprint(db.get_artifacts(call_id)[ArtifactType.TEMP_AUDIO].byte_size, calls[call_id].duration_seconds)
+        call_footprint(
+            calls[call_id].duration_seconds,
+            stored_audio_bytes=db.get_artifacts(call_id)[ArtifactType.TEMP_AUDIO].byte_size,
+        )
         for call_id in call_ids
     ]
-    monkeypatch.setenv("SCRYON_BATCH_AUDIO_MEMORY_MB", "4")  # room for about one sample call at a time
+    monkeypatch.setenv("SCRYON_BATCH_AUDIO_MEMORY_MB", "12")  # room for one or two sample calls at a time
     pipeline = build_call_pipeline(load_settings(), db, store)
     try:
         outcomes = run(pipeline, call_ids)
@@ -74,5 +79,5 @@ def test_a_batch_over_the_budget_completes_with_its_audio_held_within_it(
         pipeline.close()
 
     assert all(outcome.succeeded for outcome in outcomes.values())
-    assert pipeline.audio_memory.peak <= max(4 * 1024 * 1024, max(footprints))
-    assert sum(footprints) > 4 * 1024 * 1024  # the budget did hold calls back
+    assert pipeline.memory.peak <= max(12 * 1024 * 1024, max(footprints))
+    assert sum(footprints) > 12 * 1024 * 1024  # the budget did hold calls back

@@ -1,11 +1,18 @@
-"""The pipeline's shared decisions: the retry rule and whether a call is diarized."""
+"""The pipeline's shared decisions: the retry rule, whether a call is diarized and what Lemonfox is sent."""
 
 from __future__ import annotations
 
 import pytest
 
 from scryon_dagster.domain.calls import ErrorCode
-from scryon_dagster.domain.policy import TRANSIENT_ERROR_CODES, RetryPolicy, diarization_skip_reason, is_transient
+from scryon_dagster.domain.policy import (
+    TRANSIENT_ERROR_CODES,
+    RetryPolicy,
+    TranscriptionInput,
+    diarization_skip_reason,
+    is_transient,
+    transcription_input,
+)
 
 POLICY = RetryPolicy(max_retries=4, base_delay_seconds=5, max_delay_seconds=30)
 
@@ -78,4 +85,24 @@ def test_diarization_is_skipped_for_one_reason_or_runs(
             enabled=enabled, configured=configured, audio_seconds=audio_seconds, max_audio_minutes=30
         )
         == reason
+    )
+
+
+@pytest.mark.parametrize(
+    ("preprocessed_bytes", "original_bytes", "expected"),
+    [
+        (90, 20, TranscriptionInput.PREPROCESSED),  # the WAV fits
+        (100, 120, TranscriptionInput.PREPROCESSED),  # exactly at the limit fits; a larger recording is not sent
+        (230, 15, TranscriptionInput.ORIGINAL),  # a long call: its WAV is over, its compressed recording is not
+        (None, 60, TranscriptionInput.ORIGINAL),  # preprocessing off or fell back
+        (230, 150, None),  # neither fits: the call fails before any provider is paid
+        (None, 150, None),
+    ],
+)
+def test_lemonfox_is_sent_the_first_audio_within_its_upload_limit_or_nothing(
+    preprocessed_bytes: int | None, original_bytes: int, expected: TranscriptionInput | None
+) -> None:
+    assert (
+        transcription_input(preprocessed_bytes=preprocessed_bytes, original_bytes=original_bytes, max_upload_bytes=100)
+        is expected
     )
