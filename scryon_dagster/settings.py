@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     lemonfox_model: str = "whisper-1"
     lemonfox_language: str = "auto"
     lemonfox_timeout_seconds: float = Field(180, gt=0)
+    lemonfox_timeout_seconds_per_audio_minute: float = Field(4, ge=0)
+    """A transcription's time limit grows by this much per minute of audio; the timeout above is its floor."""
     lemonfox_max_retries: int = Field(3, ge=0)
     lemonfox_max_upload_bytes: int = Field(100_000_000, gt=0)
     """Lemonfox's documented limit for an uploaded file: larger audio fails audio_too_large_for_provider."""
@@ -96,6 +98,8 @@ class Settings(BaseSettings):
     pyannote_max_upload_bytes: int = Field(1024**3, gt=0)
     """pyannoteAI's documented limit for a job's file: larger audio is not diarized (audio_too_large_for_provider)."""
     scryon_diarization_timeout_seconds: float = Field(300, gt=0)
+    scryon_diarization_timeout_seconds_per_audio_minute: float = Field(6, ge=0)
+    """A diarization job's time limit grows by this much per minute of audio; the timeout above is its floor."""
     scryon_diarization_poll_interval_seconds: float = Field(5, gt=0)
     scryon_diarization_max_retries: int = Field(2, ge=0)
     scryon_diarization_max_audio_minutes: float = Field(30, gt=0)

@@ -113,6 +113,23 @@ class Deadline:
 
 
 @dataclass(frozen=True)
+class AudioTimeout:
+    """A provider's time limit for work on audio: ``seconds_per_audio_minute`` for each minute of it, never
+    less than ``floor_seconds`` (nor when the duration is unknown). A two-hour call takes a provider longer
+    than a two-minute one; one fixed number either times out the long call or waits too long on the short."""
+
+    floor_seconds: float
+    seconds_per_audio_minute: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.floor_seconds <= 0 or self.seconds_per_audio_minute < 0:
+            raise ValueError("the timeout floor must be positive and its per-minute growth not negative")
+
+    def for_audio(self, audio_seconds: float | None) -> float:
+        return max(self.floor_seconds, (audio_seconds or 0) / 60 * self.seconds_per_audio_minute)
+
+
+@dataclass(frozen=True)
 class SentRequest:
     response: httpx.Response
     attempts: int
@@ -325,11 +342,13 @@ class ProviderHttpClient:
         codes: StageErrorCodes,
         deadline: Deadline,
         authenticated: bool = True,
+        request_timeout_seconds: float | None = None,
         **request_options: Any,
     ) -> SentRequest:
         """Send with retries; return the first 2xx response or raise a :class:`ProviderError`.
 
         ``authenticated=False`` sends no Authorization header (presigned URLs carry their own).
+        ``request_timeout_seconds`` replaces the client's own for this request's attempts (a long call's).
         ``request_options`` go to ``httpx.Client.request`` (``json``, ``data``, ``files``, ``content``,
         ``headers``) and are re-sent unchanged on each attempt.
         """
@@ -341,7 +360,8 @@ class ProviderHttpClient:
         def attempt() -> httpx.Response:
             nonlocal attempts
             attempts += 1
-            return self._attempt(method, url, codes, deadline, authenticated, request_options)
+            timeout = request_timeout_seconds or self._request_timeout
+            return self._attempt(method, url, codes, deadline, timeout, authenticated, request_options)
 
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(RetryableProviderError),
@@ -363,6 +383,7 @@ class ProviderHttpClient:
         url: str,
         codes: StageErrorCodes,
         deadline: Deadline,
+        request_timeout: float,
         authenticated: bool,
         request_options: Mapping[str, Any],
     ) -> httpx.Response:
@@ -380,7 +401,7 @@ class ProviderHttpClient:
                 provider=self.provider,
             )
         try:
-            timeout = min(self._request_timeout, deadline.remaining())
+            timeout = min(request_timeout, deadline.remaining())
             if timeout <= 0:
                 raise RetryableProviderError(
                     f"{self.provider} deadline passed before the request was sent",

@@ -12,6 +12,7 @@ from scryon_dagster.adapters.errors import PermanentProviderError, refuse_oversi
 from scryon_dagster.adapters.http import (
     DEFAULT_BACKOFF,
     TRANSCRIPTION_CODES,
+    AudioTimeout,
     Backoff,
     Deadline,
     ProviderHttpClient,
@@ -66,8 +67,10 @@ def _audio_part(audio: bytes, filename: str, content_type: str) -> dict[str, tup
 
 
 class LemonfoxClient:
-    """One per process; thread-safe. ``timeout_seconds`` bounds each attempt, and by default a whole
-    call gets ``timeout_seconds * (max_retries + 1)`` including backoff."""
+    """One per process; thread-safe. Each attempt waits ``timeout_seconds``, or
+    ``timeout_seconds_per_audio_minute`` for each minute of the audio when that is longer (Lemonfox's answer
+    comes when the whole recording is transcribed); by default a whole call gets that times
+    ``max_retries + 1``, backoff included."""
 
     def __init__(
         self,
@@ -82,8 +85,11 @@ class LemonfoxClient:
         *,
         backoff: Backoff = DEFAULT_BACKOFF,
         max_upload_bytes: int = MAX_UPLOAD_BYTES,
+        timeout_seconds_per_audio_minute: float = 0.0,
     ) -> None:
         self.max_upload_bytes = max_upload_bytes
+        self._timeout = AudioTimeout(timeout_seconds, timeout_seconds_per_audio_minute)
+        self._attempts = max_retries + 1
         self._http = ProviderHttpClient(
             provider=PROVIDER,
             api_key=api_key,
@@ -96,7 +102,6 @@ class LemonfoxClient:
         self._url = f"{base_url.rstrip('/')}/audio/transcriptions"
         self._model = model
         self._language = language.strip().lower() or AUTODETECT_LANGUAGE
-        self._call_budget_seconds = timeout_seconds * (max_retries + 1)
 
     @classmethod
     def from_settings(cls, settings: Settings, http_client: httpx.Client | None = None) -> LemonfoxClient:
@@ -112,6 +117,7 @@ class LemonfoxClient:
             max_concurrency=settings.scryon_lemonfox_concurrency,
             http_client=http_client,
             max_upload_bytes=settings.lemonfox_max_upload_bytes,
+            timeout_seconds_per_audio_minute=settings.lemonfox_timeout_seconds_per_audio_minute,
         )
 
     def transcribe(
@@ -124,15 +130,19 @@ class LemonfoxClient:
         max_speakers: int | None = None,
         prompt: str | None = None,
         deadline: Deadline | None = None,
+        audio_seconds: float | None = None,
     ) -> TranscriptionResult:
         """Transcribe with speaker labels and word + segment timestamps; retry network/5xx/429.
-        Audio over ``max_upload_bytes`` is refused before sending (``audio_too_large_for_provider``)."""
+        Audio over ``max_upload_bytes`` is refused before sending (``audio_too_large_for_provider``);
+        ``audio_seconds`` (the audio's duration, when known) sizes the time limits."""
         refuse_oversized_upload(audio, max_bytes=self.max_upload_bytes, provider=PROVIDER)
+        timeout = self._timeout.for_audio(audio_seconds)
         sent = self._http.send(
             "POST",
             self._url,
             codes=TRANSCRIPTION_CODES,
-            deadline=deadline or Deadline.after(self._call_budget_seconds),
+            deadline=deadline or Deadline.after(timeout * self._attempts),
+            request_timeout_seconds=timeout,
             data=self._form(min_speakers, max_speakers, prompt, callback_url=None),
             files=_audio_part(audio, filename, content_type),
         )
@@ -168,7 +178,7 @@ class LemonfoxClient:
             "POST",
             self._url,
             codes=TRANSCRIPTION_CODES,
-            deadline=deadline or Deadline.after(self._call_budget_seconds),
+            deadline=deadline or Deadline.after(self._timeout.floor_seconds * self._attempts),
             data=self._form(min_speakers, max_speakers, prompt, callback_url=callback_url),
             files=_audio_part(audio, filename, content_type),
         )

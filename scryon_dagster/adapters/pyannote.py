@@ -16,6 +16,7 @@ from scryon_dagster.adapters.http import (
     DEFAULT_BACKOFF,
     DIARIZATION_CODES,
     VOICE_MATCH_CODES,
+    AudioTimeout,
     Backoff,
     Deadline,
     Pacer,
@@ -96,8 +97,9 @@ def parse_job(raw: bytes, *, codes: StageErrorCodes = DIARIZATION_CODES) -> JobS
 
 
 class PyannoteClient:
-    """One per process; thread-safe. ``timeout_seconds`` is the deadline of a whole operation
-    (an upload, or a job from creation to its terminal state, retries included)."""
+    """One per process; thread-safe. ``timeout_seconds`` is the deadline of a whole operation (an upload,
+    or a job from creation to its terminal state, retries included); a job on audio whose duration is
+    given gets ``timeout_seconds_per_audio_minute`` for each minute of it when that is longer."""
 
     def __init__(
         self,
@@ -113,6 +115,7 @@ class PyannoteClient:
         backoff: Backoff = DEFAULT_BACKOFF,
         pacer: Pacer | None = None,
         max_upload_bytes: int = MAX_UPLOAD_BYTES,
+        timeout_seconds_per_audio_minute: float = 0.0,
     ) -> None:
         if poll_interval_seconds <= 0:
             raise ValueError("pyannote: the poll interval must be positive")
@@ -129,7 +132,7 @@ class PyannoteClient:
         self.max_upload_bytes = max_upload_bytes
         self._base_url = base_url.rstrip("/")
         self._model = model
-        self._timeout_seconds = timeout_seconds
+        self._timeout = AudioTimeout(timeout_seconds, timeout_seconds_per_audio_minute)
         self._poll_interval = poll_interval_seconds
 
     @classmethod
@@ -150,6 +153,7 @@ class PyannoteClient:
             http_client=http_client,
             pacer=pacer or _process_pacer(settings.scryon_pyannote_requests_per_minute),
             max_upload_bytes=settings.pyannote_max_upload_bytes,
+            timeout_seconds_per_audio_minute=settings.scryon_diarization_timeout_seconds_per_audio_minute,
         )
 
     def upload_media(self, audio: bytes, media_key: str, *, deadline: Deadline | None = None) -> str:
@@ -218,13 +222,15 @@ class PyannoteClient:
         max_speakers: int | None = None,
         exclusive: bool = True,
         deadline: Deadline | None = None,
+        audio_seconds: float | None = None,
     ) -> DiarizationResult:
-        """Create a diarization job and poll it to a terminal state within the deadline.
+        """Create a diarization job and poll it to a terminal state within the deadline (by default the
+        client's, sized by ``audio_seconds`` when given).
 
         ``max_speakers`` is an upper bound (pyannote's ``maxSpeakers``), not an exact count.
         """
         started = time.monotonic()
-        deadline = deadline or self._new_deadline()
+        deadline = deadline or self._new_deadline(audio_seconds)
         job_id = self.submit_diarization(media_url, max_speakers=max_speakers, exclusive=exclusive, deadline=deadline)
         output, polls = self._wait_for_output(job_id, DIARIZATION_CODES, deadline)
         try:
@@ -266,8 +272,10 @@ class PyannoteClient:
         *,
         max_speakers: int | None = None,
         deadline: Deadline | None = None,
+        audio_seconds: float | None = None,
     ) -> IdentificationResult:
-        """Diarize and score each diarized speaker against ``(label, voiceprint)`` pairs."""
+        """Diarize and score each diarized speaker against ``(label, voiceprint)`` pairs (within the deadline,
+        by default the client's, sized by ``audio_seconds`` when given)."""
         labels = [label for label, _ in voiceprints]
         if not voiceprints:
             raise ValueError("at least one voiceprint is required")
@@ -276,7 +284,7 @@ class PyannoteClient:
         if len(set(labels)) != len(labels):
             raise ValueError("voiceprint labels must be unique")
         started = time.monotonic()
-        deadline = deadline or self._new_deadline()
+        deadline = deadline or self._new_deadline(audio_seconds)
         body: dict[str, Any] = {
             "url": media_url,
             "model": self._model,
@@ -324,8 +332,8 @@ class PyannoteClient:
         sent = self._http.send("GET", f"{self._base_url}/v1/jobs/{job_id}", codes=codes, deadline=deadline)
         return sent.response.content
 
-    def _new_deadline(self) -> Deadline:
-        return Deadline.after(self._timeout_seconds)
+    def _new_deadline(self, audio_seconds: float | None = None) -> Deadline:
+        return Deadline.after(self._timeout.for_audio(audio_seconds))
 
     def _create_job(self, endpoint: str, body: dict[str, Any], codes: StageErrorCodes, deadline: Deadline) -> str:
         if not isinstance(body.get("url"), str) or not body["url"]:

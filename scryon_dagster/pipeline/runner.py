@@ -71,6 +71,11 @@ class CallWork:
     def call_id(self) -> UUID:
         return self.call.id
 
+    @property
+    def audio_seconds(self) -> float | None:
+        """The decoded audio's duration once there is one, else the one measured at intake."""
+        return (self.audio.duration_seconds if self.audio else None) or self.call.duration_seconds
+
 
 class CallPipeline:
     def __init__(
@@ -385,7 +390,10 @@ class CallPipeline:
         with work.log.stage(Stage.TRANSCRIBED, provider="lemonfox") as stage:
             try:
                 result = self.lemonfox.transcribe(
-                    work.audio.transcription_audio, filename=filename, content_type=content_type
+                    work.audio.transcription_audio,
+                    filename=filename,
+                    content_type=content_type,
+                    audio_seconds=work.audio_seconds,
                 )
             except ProviderError as exc:
                 raise StageFailure(exc.code) from None
@@ -488,7 +496,7 @@ class CallPipeline:
         return diarization_skip_reason(
             enabled=work.flags.diarization,
             configured=self.pyannote is not None,
-            audio_seconds=(work.audio.duration_seconds if work.audio else None) or work.call.duration_seconds,
+            audio_seconds=work.audio_seconds,
             max_audio_minutes=self.settings.scryon_diarization_max_audio_minutes,
         )
 
@@ -501,7 +509,10 @@ class CallPipeline:
             with work.log.stage(Stage.VOICE_MATCH, provider="pyannote") as stage:
                 try:
                     identified = self.pyannote.identify(
-                        media_url, [(USER_VOICEPRINT_LABEL, work.voiceprint)], max_speakers=max_speakers
+                        media_url,
+                        [(USER_VOICEPRINT_LABEL, work.voiceprint)],
+                        max_speakers=max_speakers,
+                        audio_seconds=work.audio_seconds,
                     )
                 except ProviderError as exc:
                     stage.soft_failure(exc.code)
@@ -509,7 +520,9 @@ class CallPipeline:
                     work.identification = identified.identification
                     work.diarization = Diarization(diarization=identified.identification.diarization)
                     return identified.raw_bytes
-        result = self.pyannote.diarize(media_url, max_speakers=max_speakers, exclusive=True)
+        result = self.pyannote.diarize(
+            media_url, max_speakers=max_speakers, exclusive=True, audio_seconds=work.audio_seconds
+        )
         work.diarization = result.diarization
         return result.raw_bytes
 
