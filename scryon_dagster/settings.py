@@ -60,6 +60,15 @@ class AudioPreprocessingChain(StrEnum):
     REFERENCE = "reference"
 
 
+class BatchExecutor(StrEnum):
+    """Where a batch run's step executes (docs/deployment.md, "Several hosts")."""
+
+    # inside the run worker the run launcher started (one machine, or one container per run)
+    IN_PROCESS = "in_process"
+    # on a Celery worker of any host, reached through SCRYON_CELERY_BROKER_URL (dagster-celery)
+    CELERY = "celery"
+
+
 class SettingsError(ValueError):
     """A configuration value is missing or malformed; the message names the variable."""
 
@@ -183,6 +192,9 @@ class Settings(BaseSettings):
     """How long an idle QUEUED tick keeps polling (every 0.25 s) for a newly queued call."""
     scryon_sensor_batch_size: int = Field(500, gt=0, le=1000)
     scryon_batch_parallel_calls: int = Field(32, gt=0, le=256)
+    scryon_batch_executor: BatchExecutor = BatchExecutor.IN_PROCESS
+    scryon_celery_broker_url: SecretStr | None = None
+    """The Celery broker (RabbitMQ: pyamqp://user:password@host:5672//) when SCRYON_BATCH_EXECUTOR=celery."""
     scryon_batch_audio_memory_mb: int = Field(1536, gt=0)
     """Audio a run worker holds at once (recordings and their decoded copies); calls past it wait."""
     scryon_max_unstarted_pickups: int = Field(5, gt=0, le=100)
@@ -224,6 +236,12 @@ class Settings(BaseSettings):
     def _check_cross_field_rules(self) -> Settings:
         if self.object_storage_provider is StorageProvider.S3 and not self.object_storage_bucket:
             raise ValueError("OBJECT_STORAGE_BUCKET is required when OBJECT_STORAGE_PROVIDER=s3")
+        if self.scryon_batch_executor is BatchExecutor.CELERY:
+            if self.scryon_celery_broker_url is None:
+                raise ValueError("SCRYON_CELERY_BROKER_URL is required when SCRYON_BATCH_EXECUTOR=celery")
+            if self.object_storage_provider is not StorageProvider.S3:
+                # a batch step may run on any host: a local directory is not where the next step looks
+                raise ValueError("OBJECT_STORAGE_PROVIDER=s3 is required when SCRYON_BATCH_EXECUTOR=celery")
         if self.scryon_voice_embedding_medium_threshold > self.scryon_voice_embedding_high_threshold:
             raise ValueError(
                 "SCRYON_VOICE_EMBEDDING_MEDIUM_THRESHOLD must not exceed SCRYON_VOICE_EMBEDDING_HIGH_THRESHOLD"

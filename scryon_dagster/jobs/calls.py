@@ -4,16 +4,20 @@ calls, and re-derivation of normalization + analysis from stored raw artifacts."
 import dagster as dg
 
 from scryon_dagster.assets.calls import call_pipeline, fail_if_any_failed, materialize_calls
+from scryon_dagster.executors import batch_executor
 from scryon_dagster.pipeline.outcomes import PipelineAsset, StageSelection
 from scryon_dagster.resources import PipelineResource
+from scryon_dagster.settings import load_settings
 
 PROCESS_CALLS_JOB = "process_calls"
 PROCESS_LISTED_CALLS_JOB = "process_listed_calls"
+# in the run worker, or on a Celery worker of another host (SCRYON_BATCH_EXECUTOR)
+BATCH_EXECUTOR = batch_executor(load_settings())
 
 process_calls_job = dg.define_asset_job(
     name=PROCESS_CALLS_JOB,
     selection=dg.AssetSelection.assets(call_pipeline).without_checks(),
-    executor_def=dg.in_process_executor,
+    executor_def=BATCH_EXECUTOR,
     description="Every stage for a contiguous range of newly queued calls (launched by the QUEUED sensor).",
 )
 
@@ -48,7 +52,7 @@ def process_listed_calls_op(
 
 @dg.job(
     name=PROCESS_LISTED_CALLS_JOB,
-    executor_def=dg.in_process_executor,
+    executor_def=BATCH_EXECUTOR,
     description="The pipeline for a list of calls whose partitions already exist (re-queued calls).",
 )
 def process_listed_calls_job() -> None:
