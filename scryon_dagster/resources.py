@@ -119,6 +119,8 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
     storage = ObjectStoreResource(config=config)
     return {
         "config": config,
+        # the same settings for ops that take run config, whose ``config`` parameter is that run config
+        "settings": config,
         "database": database,
         "storage": storage,
         "pipeline": PipelineResource(config=config, database=database, storage=storage),

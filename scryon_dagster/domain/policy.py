@@ -13,14 +13,18 @@ and the reprocess estimate prices it by it.
 
 Which audio Lemonfox is sent, and whether a call can be transcribed at all within its upload limit: decided
 before any provider is started, so that a call certain to fail for size pays for nothing.
+
+Which calls a run launched by hand may take (idle calls), and when a call may be processed again: the
+API's reprocess, the runbook's reprocess and the call database's ``begin_processing`` all ask here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
 
-from scryon_dagster.domain.calls import ErrorCode
+from scryon_dagster.domain.calls import TERMINAL_STATUSES, ArtifactType, CallStatus, ErrorCode
 
 TRANSIENT_ERROR_CODES: frozenset[str] = frozenset(
     {
@@ -89,6 +93,7 @@ def diarization_skip_reason(
         return "audio_too_long"
     return None
 
+
 class TranscriptionInput(StrEnum):
     """The audio Lemonfox is sent: the preprocessed 16-kHz WAV or the recording as uploaded."""
 
@@ -109,3 +114,32 @@ def transcription_input(
         return TranscriptionInput.ORIGINAL
     return None
 
+
+IN_FLIGHT_STATUSES: frozenset[CallStatus] = frozenset({CallStatus.TRANSCRIBING, CallStatus.ANALYZING})
+"""Statuses of a call a run is working on: a failure there is retried or failed by ``RetryPolicy``."""
+RESTING_STATUSES: frozenset[CallStatus] = TERMINAL_STATUSES
+"""Statuses of calls no run holds any more: a run launched by hand (a reprocess) may take them."""
+
+CALL_BUSY = "call_busy"
+
+
+def is_idle(status: CallStatus, *, claimed: bool) -> bool:
+    """Whether a run launched by hand may take the call: it rests, or waits in the queue unclaimed."""
+    return status in RESTING_STATUSES or (status is CallStatus.QUEUED and not claimed)
+
+
+def reprocess_refusal(
+    status: CallStatus, *, claimed: bool, needed: Collection[ArtifactType], stored: Collection[ArtifactType]
+) -> str | None:
+    """Why a call cannot be processed again now, or None when it can: ``call_busy`` (a run holds it),
+    ``audio_missing`` (the selection needs TEMP_AUDIO and it is gone), ``artifact_missing`` (a stored
+    transcript to re-derive from is gone). ``needed``: the stored inputs the selected stages read;
+    ``stored``: those of them that exist."""
+    if not is_idle(status, claimed=claimed):
+        return CALL_BUSY
+    missing = set(needed) - set(stored)
+    if ArtifactType.TEMP_AUDIO in missing:
+        return ErrorCode.AUDIO_MISSING.value
+    if missing:
+        return ErrorCode.ARTIFACT_MISSING.value
+    return None

@@ -109,6 +109,20 @@ class StageSelection:
         """Only diarization and transcription call a provider with the audio."""
         return bool(self.assets & {PipelineAsset.DIARIZATION, PipelineAsset.RAW_TRANSCRIPT})
 
+    def stored_inputs(self, *, analysis_enabled: bool = True) -> frozenset[ArtifactType]:
+        """The stored artifacts the selected stages read: the recording for the audio stages, the raw
+        transcript to re-normalize without transcribing, the normalized one to analyse without
+        normalizing (when analysis is switched on)."""
+        needed: set[ArtifactType] = set()
+        if self.needs_audio:
+            needed.add(ArtifactType.TEMP_AUDIO)
+        normalizes = PipelineAsset.NORMALIZED_TRANSCRIPT in self.assets
+        if normalizes and PipelineAsset.RAW_TRANSCRIPT not in self.assets:
+            needed.add(ArtifactType.RAW_TRANSCRIPT_JSON)
+        if analysis_enabled and PipelineAsset.ANALYSIS in self.assets and not normalizes:
+            needed.add(ArtifactType.NORMALIZED_TRANSCRIPT_JSON)
+        return frozenset(needed)
+
     def __contains__(self, asset: object) -> bool:
         return asset in self.assets
 

@@ -9,9 +9,7 @@ from uuid import UUID
 
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.domain.calls import CallStatus
-from scryon_dagster.domain.policy import RetryPolicy
-
-IN_FLIGHT = (CallStatus.TRANSCRIBING, CallStatus.ANALYZING)
+from scryon_dagster.domain.policy import IN_FLIGHT_STATUSES, RetryPolicy
 
 
 class Settlement(StrEnum):
@@ -30,6 +28,6 @@ def settle_failure(
         call_id, attempt=attempt, error_reason=code, retry_count=retry_count, delay_seconds=delay
     ):
         return Settlement.RETRY
-    if db.transition(call_id, IN_FLIGHT, CallStatus.FAILED, error_reason=code, attempt=attempt):
+    if db.transition(call_id, IN_FLIGHT_STATUSES, CallStatus.FAILED, error_reason=code, attempt=attempt):
         return Settlement.FAILED
     return Settlement.SUPERSEDED

@@ -1,30 +1,23 @@
-"""The QUEUED pickup: claim a bounded batch, add its partition keys in one request, launch one run.
+"""The pickup's sensors: they translate the Dagster-free plans of ``pipeline.pickup`` into run requests
+and answer its questions about Dagster's runs.
 
-Claims are atomic in Postgres (SKIP LOCKED), so concurrent ticks never launch a call twice; run keys
-carry the batch id, so a re-queued call always runs again; a claim whose run never started is
-released after a grace period, so no call is stranded by a launch problem — up to
-SCRYON_MAX_UNSTARTED_PICKUPS claims in a row, after which the call fails (launch_failed) instead of
-looping. Calls whose Lemonfox callback has been delivered are picked up the same way and resume from
-normalization.
+The QUEUED sensor claims a bounded batch, adds its partition keys in one request and launches its runs;
+run keys carry the batch id, so a re-queued call always runs again. The crash sensor reports what a dead
+run completed and gives back what it never started.
 """
 
 import time
-from collections import Counter
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from scryon_dagster.adapters.db.callback_queries import CallbackQueries
-from scryon_dagster.adapters.db.records import CallRecord, ClaimedCall, ClaimRelease
+from scryon_dagster.adapters.db.records import CallRecord
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.assets.calls import materializations_with_provenance
-from scryon_dagster.domain.calls import CallStatus, ErrorCode
-from scryon_dagster.domain.flags import EffectiveFlags
-from scryon_dagster.domain.policy import diarization_skip_reason
+from scryon_dagster.domain.calls import CallStatus
 from scryon_dagster.jobs.calls import (
     PROCESS_CALLS_JOB,
     PROCESS_LISTED_CALLS_JOB,
@@ -32,150 +25,97 @@ from scryon_dagster.jobs.calls import (
     process_listed_calls_job,
 )
 from scryon_dagster.partitions import BATCH_TAG, CALLS_PARTITIONS, RETRIES_TAG, RUN_KIND_TAG
-from scryon_dagster.pipeline.callbacks import RESUME_SELECTION
+from scryon_dagster.pipeline import pickup
 from scryon_dagster.pipeline.outcomes import MetadataValue, PipelineAsset, StageSelection
-from scryon_dagster.pipeline.settle import IN_FLIGHT, Settlement, settle_failure
-from scryon_dagster.pipeline.stages import BatchBookkeeping
 from scryon_dagster.resources import CallDatabaseResource, SettingsResource
-from scryon_dagster.settings import Settings, load_settings
+from scryon_dagster.settings import Settings
 
-# How long a claimed batch may wait for its run to exist before the claim is given back.
-CLAIM_GRACE = timedelta(seconds=90)
 # How often an idle tick looks for newly queued calls (one indexed query each).
 IDLE_POLL_SECONDS = 0.25
-# A call mid-flight this long without a heartbeat, whose run has finished, lost its run.
-ORPHANED_AFTER = timedelta(seconds=3 * BatchBookkeeping.HEARTBEAT_SECONDS)
+# The daemon's floor; SCRYON_QUEUED_SENSOR_INTERVAL_SECONDS, read when a tick runs, spaces ticks further.
+_MINIMUM_INTERVAL_SECONDS = 1
 
 
-def release_unstarted(db: CallDatabase, batch_id: UUID, settings: Settings) -> ClaimRelease:
-    """Give the batch's calls that its run never started back to the pickup (or fail them, once
-    they have used their last pickup)."""
-    return db.release_claim(
-        batch_id,
-        max_unstarted_pickups=settings.scryon_max_unstarted_pickups,
-        error_reason=ErrorCode.LAUNCH_FAILED,
-    )
+class DagsterRuns:
+    """``pickup.RunLookup`` over the Dagster instance."""
+
+    def __init__(self, instance: dg.DagsterInstance) -> None:
+        self._instance = instance
+
+    def batch_runs_finished(self, batch_id: UUID) -> bool:
+        runs = self._instance.get_runs(filters=dg.RunsFilter(tags={BATCH_TAG: str(batch_id)}))
+        return all(run.is_finished for run in runs)
+
+    def holder_finished(self, holder_id: UUID) -> bool:
+        """A run holds the calls it took under its run id; delivered callbacks resumed by a batch are held
+        by the batch id, whose runs carry it as a tag."""
+        run = self._instance.get_run_by_id(str(holder_id))
+        return run.is_finished if run is not None else self.batch_runs_finished(holder_id)
 
 
-def release_stranded_claims(
+def recover_orphaned_calls(
     instance: dg.DagsterInstance, db: CallDatabase, settings: Settings, now: datetime
-) -> ClaimRelease:
-    """Give back QUEUED (and delivered-callback) calls whose batch has no run, or only finished runs
-    that never started them."""
-    callbacks = CallbackQueries(db)
-    stranded = {*db.queued_claims_older_than(now - CLAIM_GRACE), *callbacks.resume_claims_older_than(now - CLAIM_GRACE)}
-    releases = [
-        release_unstarted(db, batch_id, settings)
-        for batch_id in stranded
-        if all(run.is_finished for run in instance.get_runs(filters=dg.RunsFilter(tags={BATCH_TAG: str(batch_id)})))
-    ]
-    return ClaimRelease(
-        released=sum(release.released for release in releases), failed=sum(release.failed for release in releases)
+) -> pickup.OrphanRecovery:
+    return pickup.recover_orphaned_calls(DagsterRuns(instance), db, settings, now)
+
+
+def run_request(plan: pickup.BatchPlan, run: pickup.PlannedRun) -> dg.RunRequest:
+    """One planned run as a request: a ranged asset run over fresh keys, else a listed-calls run."""
+    tags = {BATCH_TAG: str(plan.batch_id), RUN_KIND_TAG: run.kind.value}
+    run_key = f"{plan.batch_id}:{run.kind.run_key_suffix}"
+    if run.kind is pickup.RunKind.NEW:
+        return dg.RunRequest(
+            run_key=run_key,
+            job_name=PROCESS_CALLS_JOB,
+            asset_selection=[dg.AssetKey(name) for name in run.selection.names],
+            asset_check_keys=[],  # the artifact checks run on their own job, not in every batch
+            tags={
+                **tags,
+                ASSET_PARTITION_RANGE_START_TAG: run.call_ids[0],
+                ASSET_PARTITION_RANGE_END_TAG: run.call_ids[-1],
+            },
+        )
+    if run.retried_calls is not None:
+        tags[RETRIES_TAG] = str(run.retried_calls)
+    op_config = {"call_ids": run.call_ids, "assets": run.selection.names}
+    return dg.RunRequest(
+        run_key=run_key,
+        job_name=PROCESS_LISTED_CALLS_JOB,
+        run_config={"ops": {"process_listed_calls_op": {"config": op_config}}},
+        tags=tags,
     )
-
-
-def plan_batch_runs(
-    instance: dg.DagsterInstance,
-    batch_id: UUID,
-    claimed: list[ClaimedCall],
-    resumed: list[ClaimedCall],
-    selection: StageSelection,
-) -> list[dg.RunRequest]:
-    """Add the batch's keys in one request and build the batch's run requests.
-
-    First-time calls get fresh keys, added together, so one ranged run covers exactly them;
-    re-queued calls (keys that may already exist) run as a listed batch, and so do calls resuming
-    after their transcription callback, with only the stages that remain.
-    """
-    fresh = [str(call.call_id) for call in claimed if call.attempt == 1]
-    again = [str(call.call_id) for call in claimed if call.attempt > 1]
-    resuming = [str(call.call_id) for call in resumed]
-    if fresh or again or resuming:
-        # One statement: Dagster skips the keys that exist already, and the fresh keys stay contiguous.
-        instance.add_dynamic_partitions(CALLS_PARTITIONS, fresh + again + resuming)
-    tags = {BATCH_TAG: str(batch_id)}
-    requests = []
-    if fresh:
-        requests.append(
-            dg.RunRequest(
-                run_key=f"{batch_id}:new",
-                job_name=PROCESS_CALLS_JOB,
-                asset_selection=[dg.AssetKey(name) for name in selection.names],
-                asset_check_keys=[],  # the artifact checks run on their own job, not in every batch
-                tags={
-                    **tags,
-                    RUN_KIND_TAG: "new",
-                    ASSET_PARTITION_RANGE_START_TAG: fresh[0],
-                    ASSET_PARTITION_RANGE_END_TAG: fresh[-1],
-                },
-            )
-        )
-    if again:
-        requests.append(
-            dg.RunRequest(
-                run_key=f"{batch_id}:requeued",
-                job_name=PROCESS_LISTED_CALLS_JOB,
-                run_config={
-                    "ops": {"process_listed_calls_op": {"config": {"call_ids": again, "assets": selection.names}}}
-                },
-                tags={
-                    **tags,
-                    RUN_KIND_TAG: "requeued",
-                    RETRIES_TAG: str(sum(call.retry_count > 0 for call in claimed)),
-                },
-            )
-        )
-    if resuming:
-        assets = RESUME_SELECTION.names
-        requests.append(
-            dg.RunRequest(
-                run_key=f"{batch_id}:resumed",
-                job_name=PROCESS_LISTED_CALLS_JOB,
-                run_config={"ops": {"process_listed_calls_op": {"config": {"call_ids": resuming, "assets": assets}}}},
-                tags={**tags, RUN_KIND_TAG: "callback_resume"},
-            )
-        )
-    return requests
 
 
 @dg.sensor(
     name="queued_calls_sensor",
     jobs=[process_calls_job, process_listed_calls_job],
-    minimum_interval_seconds=load_settings().scryon_queued_sensor_interval_seconds,
+    minimum_interval_seconds=_MINIMUM_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Claims QUEUED calls in bounded batches and launches one run per batch.",
 )
 def queued_calls_sensor(
     context: dg.SensorEvaluationContext, database: CallDatabaseResource, config: SettingsResource
 ) -> dg.SensorResult | dg.SkipReason:
-    db = database.db
     settings = config.settings
+    if _too_soon(context, settings.scryon_queued_sensor_interval_seconds):
+        return dg.SkipReason("SCRYON_QUEUED_SENSOR_INTERVAL_SECONDS since the last tick has not passed")
+    db = database.db
     now = datetime.now(UTC)
-    stranded = release_stranded_claims(context.instance, db, settings, now)
-    orphans = recover_orphaned_calls(context.instance, db, settings, now)
+    runs = DagsterRuns(context.instance)
+    stranded = pickup.release_stranded_claims(runs, db, settings, now)
+    orphans = pickup.recover_orphaned_calls(runs, db, settings, now)
     if orphans.requeued or orphans.failed:
         context.log.info(
             f"calls whose run died: {orphans.requeued} re-queued for a retry, {orphans.failed} failed (run_crashed)"
         )
-    flags = EffectiveFlags.resolve(settings.flag_defaults, db.get_feature_flags())
-    # planned only when it can run (a duration past the guard is skipped by the pipeline, with its reason)
-    diarizes = (
-        diarization_skip_reason(
-            enabled=flags.diarization,
-            configured=settings.pyannote_api_key is not None,
-            audio_seconds=None,
-            max_audio_minutes=settings.scryon_diarization_max_audio_minutes,
-        )
-        is None
-    )
-    selection = StageSelection.for_new_calls(diarization=diarizes)
+    selection = pickup.planned_selection(db, settings)
     # The daemon starts a tick at most every 5 s: an idle tick keeps looking for a while, so that a call
     # queued between ticks is picked up within a poll instead of waiting for the next tick.
     deadline = time.monotonic() + settings.scryon_queued_sensor_wait_seconds
-    requests = claim_batch(context, db, settings, selection)
+    requests = _launch_batch(context, db, settings, selection)
     while not requests and time.monotonic() + IDLE_POLL_SECONDS < deadline:
         time.sleep(IDLE_POLL_SECONDS)
-        requests = claim_batch(context, db, settings, selection)
+        requests = _launch_batch(context, db, settings, selection)
     stranded_note = f"{stranded.released} stranded claims released, {stranded.failed} calls failed (launch_failed)"
     if not requests:
         return dg.SkipReason(f"no QUEUED calls ({stranded_note})")
@@ -184,21 +124,35 @@ def queued_calls_sensor(
     return dg.SensorResult(run_requests=requests)
 
 
-def claim_batch(
+def _too_soon(context: dg.SensorEvaluationContext, interval_seconds: int) -> bool:
+    """Whether a configured interval longer than the static minimum has not passed since the last tick."""
+    last_tick = context.last_tick_completion_time
+    return (
+        interval_seconds > _MINIMUM_INTERVAL_SECONDS
+        and last_tick is not None
+        and time.time() - last_tick < interval_seconds
+    )
+
+
+def _launch_batch(
     context: dg.SensorEvaluationContext, db: CallDatabase, settings: Settings, selection: StageSelection
 ) -> list[dg.RunRequest]:
-    """Claim one batch (QUEUED calls and delivered callbacks) and plan its runs; no claim, no runs."""
-    batch_id = uuid4()
-    claimed = db.claim_queued(batch_id, settings.scryon_sensor_batch_size)
-    resumed = CallbackQueries(db).claim_received(batch_id, settings.scryon_sensor_batch_size)
-    if not claimed and not resumed:
+    """Claim one batch, add its keys in one request and build its run requests; no claim, no runs."""
+    plan = pickup.claim_batch(db, settings, selection)
+    if plan is None:
         return []
     try:
-        requests = plan_batch_runs(context.instance, batch_id, claimed, resumed, selection)
+        # One statement: Dagster skips the keys that exist already, and the fresh keys stay contiguous.
+        context.instance.add_dynamic_partitions(CALLS_PARTITIONS, plan.partition_keys)
+        requests = [run_request(plan, run) for run in plan.runs]
     except Exception:
-        release_unstarted(db, batch_id, settings)
+        pickup.release_unstarted(db, plan.batch_id, settings)
         raise
-    context.log.info(f"batch {batch_id}: {len(claimed)} calls claimed, {len(resumed)} resuming after their callback")
+    resumed = sum(len(run.call_ids) for run in plan.runs if run.kind is pickup.RunKind.CALLBACK_RESUME)
+    context.log.info(
+        f"batch {plan.batch_id}: {len(plan.partition_keys) - resumed} calls claimed, "
+        f"{resumed} resuming after their callback"
+    )
     return requests
 
 
@@ -220,55 +174,11 @@ def crashed_batch_sensor(
     db = database.db
     completed = [call for call in db.calls_held_by(UUID(run.run_id)) if call.status is CallStatus.COMPLETED]
     reported = report_unrecorded_completions(context.instance, run, db, completed)
-    unstarted = release_unstarted(db, batch_id, config.settings)
+    unstarted = pickup.release_unstarted(db, batch_id, config.settings)
     context.log.info(
         f"run {run.run_id} (batch {batch_id}): {reported} finished calls reported to Dagster, "
         f"{unstarted.released} unstarted calls given back, {unstarted.failed} failed (launch_failed)"
     )
-
-
-@dataclass(frozen=True)
-class OrphanRecovery:
-    requeued: int
-    failed: int
-
-
-def recover_orphaned_calls(
-    instance: dg.DagsterInstance, db: CallDatabase, settings: Settings, now: datetime
-) -> OrphanRecovery:
-    """Settle the calls whose run died under them as a transient ``run_crashed`` failure (an automatic
-    retry while retries last).
-
-    A call is orphaned when it is mid-flight, silent (no status move, no heartbeat) for ``ORPHANED_AFTER``,
-    and held by a run that has finished (or that Dagster does not know). A run Dagster marks failed while
-    its worker still lives (a missed start or heartbeat under load) keeps its calls: they heartbeat."""
-    silent_since = now - ORPHANED_AFTER
-    settled: Counter[Settlement] = Counter()
-    for holder in db.silent_in_flight_holders(silent_since):
-        if not _holder_finished(instance, holder):
-            continue
-        for call in db.calls_held_by(holder):
-            if call.status in IN_FLIGHT and call.updated_at < silent_since:
-                settled[
-                    settle_failure(
-                        db,
-                        settings.retry_policy,
-                        call_id=call.id,
-                        attempt=call.attempt,
-                        retry_count=call.retry_count,
-                        code=ErrorCode.RUN_CRASHED,
-                    )
-                ] += 1
-    return OrphanRecovery(requeued=settled[Settlement.RETRY], failed=settled[Settlement.FAILED])
-
-
-def _holder_finished(instance: dg.DagsterInstance, holder: UUID) -> bool:
-    """A run holds the calls it took under its run id; delivered callbacks resumed by a batch are held by
-    the batch id, whose runs carry it as a tag."""
-    run = instance.get_run_by_id(str(holder))
-    if run is not None:
-        return run.is_finished
-    return all(run.is_finished for run in instance.get_runs(filters=dg.RunsFilter(tags={BATCH_TAG: str(holder)})))
 
 
 def report_unrecorded_completions(

@@ -17,13 +17,9 @@ from scryon_dagster.adapters.db.records import NewCall
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.domain.calls import CallStatus
 from scryon_dagster.partitions import BATCH_TAG, RETRIES_TAG, RUN_KIND_TAG, calls_partitions
+from scryon_dagster.pipeline.pickup import ORPHANED_AFTER, OrphanRecovery
 from scryon_dagster.resources import CallDatabaseResource, SettingsResource
-from scryon_dagster.sensors.queued_calls import (
-    ORPHANED_AFTER,
-    OrphanRecovery,
-    queued_calls_sensor,
-    recover_orphaned_calls,
-)
+from scryon_dagster.sensors.queued_calls import queued_calls_sensor, recover_orphaned_calls
 from scryon_dagster.settings import load_settings
 
 

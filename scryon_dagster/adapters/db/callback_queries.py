@@ -20,23 +20,26 @@ from uuid import UUID
 
 import psycopg
 
+from scryon_dagster.adapters.db.lifecycle import RESUME_PICKUP, StatusMove
 from scryon_dagster.adapters.db.records import ClaimedCall
-from scryon_dagster.adapters.db.repository import CallDatabase, claimed_call
+from scryon_dagster.adapters.db.repository import CallDatabase
+from scryon_dagster.adapters.db.rows import claimed_call
 from scryon_dagster.domain.calls import CallStatus, ErrorCode
 
 AWAITING = "AWAITING"
 
 # Fails one TRANSCRIBING call that still awaits its callback, with the STATUS event the guarded
 # transition writes; shared by the webhook (inside its row lock) and the timeout sweep.
+_CALLBACK_FAILED = StatusMove.of(CallStatus.TRANSCRIBING, CallStatus.FAILED)
 _FAIL_AWAITING = """
     WITH moved AS (
-        UPDATE call_records SET status = 'FAILED', error_reason = %(code)s
-        WHERE id = %(call_id)s AND status = 'TRANSCRIBING' AND callback_state = 'AWAITING'
+        UPDATE call_records SET status = %(target)s, error_reason = %(code)s
+        WHERE id = %(call_id)s AND status = ANY(%(sources)s) AND callback_state = 'AWAITING'
           AND (%(attempt)s::int IS NULL OR attempt = %(attempt)s::int)
         RETURNING id, user_id
     )
     INSERT INTO call_processing_events (call_id, user_id, stage, status, error_code, error_message)
-    SELECT id, user_id, 'STATUS', 'FAILED', %(code)s, 'status -> FAILED' FROM moved
+    SELECT id, user_id, %(stage)s, %(event_status)s, %(code)s, %(note)s FROM moved
     RETURNING call_id
 """
 
@@ -93,7 +96,10 @@ class PendingDelivery:
         )
 
     def fail(self, code: str) -> None:
-        self._cursor.execute(_FAIL_AWAITING, {"call_id": self.call_id, "code": str(code), "attempt": self.attempt})
+        self._cursor.execute(
+            _FAIL_AWAITING,
+            {**_CALLBACK_FAILED.params, "call_id": self.call_id, "code": str(code), "attempt": self.attempt},
+        )
 
 
 class CallbackQueries:
@@ -154,22 +160,7 @@ class CallbackQueries:
     # --- resuming ---------------------------------------------------------------------------
     def claim_received(self, batch_id: UUID, limit: int) -> list[ClaimedCall]:
         """Atomically claim up to ``limit`` delivered, released calls for a resume run (a new attempt)."""
-        rows = self._db.query(
-            """
-            UPDATE call_records SET claim_id = %(batch)s, claimed_at = now(), attempt = attempt + 1
-            WHERE id IN (
-                SELECT id FROM call_records
-                WHERE callback_state = 'RECEIVED' AND claim_id IS NULL AND status = 'TRANSCRIBING'
-                ORDER BY callback_received_at, id
-                LIMIT %(limit)s
-                FOR UPDATE SKIP LOCKED
-            )
-            RETURNING id, user_id, attempt, callback_received_at
-            """,
-            {"batch": batch_id, "limit": limit},
-        )
-        rows.sort(key=lambda row: (row["callback_received_at"], row["id"]))
-        return [claimed_call(row) for row in rows]
+        return self._db.claim_from(RESUME_PICKUP, batch_id, limit)
 
     def begin_resume(self, call_ids: Sequence[UUID], *, batch_id: UUID) -> list[ClaimedCall]:
         """Take the delivered calls among ``call_ids`` for a run: those this batch claimed, and
@@ -194,12 +185,7 @@ class CallbackQueries:
 
     def resume_claims_older_than(self, claimed_before: datetime) -> list[UUID]:
         """Batch ids holding delivered calls claimed before the given time (candidates for release)."""
-        rows = self._db.query(
-            "SELECT DISTINCT claim_id FROM call_records "
-            "WHERE callback_state = 'RECEIVED' AND claim_id IS NOT NULL AND claimed_at < %s",
-            (claimed_before,),
-        )
-        return [row["claim_id"] for row in rows]
+        return self._db.claims_older_than(RESUME_PICKUP, claimed_before)
 
     # --- deliveries that never come ---------------------------------------------------------
     def calls_awaiting_callback_since(self, before: datetime) -> list[AwaitingCallback]:
@@ -228,5 +214,8 @@ class CallbackQueries:
     ) -> bool:
         """FAILED with ``error_reason`` only if the call still awaits its callback (a delivery that
         just arrived wins); True when this caller moved it."""
-        rows = self._db.query(_FAIL_AWAITING, {"call_id": call_id, "code": str(error_reason), "attempt": attempt})
+        rows = self._db.query(
+            _FAIL_AWAITING,
+            {**_CALLBACK_FAILED.params, "call_id": call_id, "code": str(error_reason), "attempt": attempt},
+        )
         return bool(rows)

@@ -1,155 +1,38 @@
-"""Every SQL statement of the call database, behind one class that returns typed records."""
+"""The call database's named statements (users, calls, artifacts, events, analysis outputs, flags,
+voice profiles) on top of the status machine and claims of ``lifecycle``; the maintenance, callback,
+cost and API queries have their own classes beside it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
 
 import psycopg
-import tenacity
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool, PoolTimeout
 
+from scryon_dagster.adapters.db.connection import DatabaseError as DatabaseError
+from scryon_dagster.adapters.db.connection import DatabaseUnavailableError as DatabaseUnavailableError
+from scryon_dagster.adapters.db.lifecycle import CallLifecycle
+from scryon_dagster.adapters.db.lifecycle import IllegalTransitionError as IllegalTransitionError
 from scryon_dagster.adapters.db.records import (
     ArtifactRecord,
     CallRecord,
-    ClaimedCall,
-    ClaimRelease,
     LlmUsage,
     NewCall,
     ProcessingEvent,
     UserRecord,
     VoiceProfile,
 )
+from scryon_dagster.adapters.db.rows import ARTIFACT_COLUMNS, CALL_COLUMNS, artifact_record, call_record
 from scryon_dagster.domain.analysis import ActionItemDraft, SentimentSummary
-from scryon_dagster.domain.calls import (
-    ArtifactType,
-    CallStatus,
-    Direction,
-    EventStatus,
-    Stage,
-    is_allowed_transition,
-)
-
-_CALL_COLUMNS = (
-    "id, user_id, title, notes, contact_name, contact_id, phone_number, organization, direction, "
-    "recorded_at, duration_seconds, status, error_reason, claim_id, claimed_at, attempt, created_at, updated_at, "
-    "retry_count, retry_after, cycle_started_at, cycle_assets"
-)
-# Lost connections (a restart, a failover, a killed backend) and their kin: worth running the statement again.
-_RETRY_WAIT = tenacity.wait_exponential_jitter(multiplier=0.05, max=2.0)
-_ARTIFACT_COLUMNS = "call_id, artifact_type, storage_key, content_type, byte_size, schema_version, created_at"
+from scryon_dagster.domain.calls import ArtifactType
 
 
-_T = TypeVar("_T")
-
-
-class DatabaseError(RuntimeError):
-    """The call database refused or failed an operation."""
-
-
-class DatabaseUnavailableError(DatabaseError):
-    """The call database cannot be reached."""
-
-
-class IllegalTransitionError(DatabaseError):
-    """A status change the status machine does not allow."""
-
-
-class CallDatabase:
+class CallDatabase(CallLifecycle):
     """The call database (Postgres is the source of truth). Thread-safe; one per process."""
-
-    def __init__(
-        self,
-        database_url: str,
-        *,
-        max_connections: int = 10,
-        timeout_seconds: float = 10,
-        retry_seconds: float = 30,
-    ) -> None:
-        """``retry_seconds``: how long a statement that lost its connection is tried again (0: never)."""
-        self._pool = ConnectionPool(
-            database_url,
-            min_size=1,
-            max_size=max_connections,
-            timeout=timeout_seconds,
-            kwargs={"autocommit": False, "connect_timeout": 5},
-            open=False,
-            name="scryon-calls",
-            # a pooled connection may have died with a server restart: check it before handing it out
-            check=ConnectionPool.check_connection,
-        )
-        self._opened = False
-        self._retry_seconds = retry_seconds
-
-    # --- lifecycle ------------------------------------------------------------------------------
-    def open(self) -> CallDatabase:
-        if not self._opened:
-            self._pool.open(wait=False)
-            self._opened = True
-        return self
-
-    def close(self) -> None:
-        if self._opened:
-            self._pool.close()
-            self._opened = False
-
-    def __enter__(self) -> CallDatabase:
-        return self.open()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @contextmanager
-    def transaction(self) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
-        """A cursor inside one transaction, committed on success; connection failures become
-        DatabaseUnavailableError."""
-        self.open()
-        try:
-            with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-                yield cur
-        except PoolTimeout as exc:
-            raise DatabaseUnavailableError("call database unreachable (connection pool timeout)") from exc
-        except psycopg.OperationalError as exc:
-            raise DatabaseUnavailableError(f"call database unreachable ({type(exc).__name__})") from exc
-
-    def run(self, work: Callable[[psycopg.Cursor[dict[str, Any]], bool], _T]) -> _T:
-        """``work(cursor, retried)`` in one transaction, run again with bounded backoff when the
-        connection is lost, for up to ``retry_seconds``; then DatabaseUnavailableError.
-
-        ``retried`` is True on a second or later try: the earlier commit may have happened with only
-        its answer lost, so a statement that is not idempotent checks for its own earlier effect.
-        For this package's query classes only.
-        """
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(DatabaseUnavailableError),
-            stop=tenacity.stop_after_delay(self._retry_seconds),
-            wait=_RETRY_WAIT,
-            reraise=True,
-        )
-        for attempt in retrying:
-            with attempt, self.transaction() as cur:
-                return work(cur, attempt.retry_state.attempt_number > 1)
-        raise AssertionError("unreachable: tenacity reraises the last error")
-
-    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
-        """One statement in its own transaction, retried on a lost connection (see ``run``). For this
-        package's query classes only: callers outside ``adapters/db`` use the named methods."""
-
-        def execute(cur: psycopg.Cursor[dict[str, Any]], retried: bool) -> list[dict[str, Any]]:
-            cur.execute(sql, params)
-            return list(cur.fetchall()) if cur.description else []
-
-        return self.run(execute)
-
-    def check(self) -> None:
-        """Raise DatabaseUnavailableError unless a round trip to the database succeeds."""
-        self.query("SELECT 1 AS ok")
 
     # --- users ----------------------------------------------------------------------------------
     def ensure_user(
@@ -201,7 +84,7 @@ class CallDatabase:
                     phone_number, organization, direction, recorded_at, duration_seconds, status)
                 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'QUEUED')
                 ON CONFLICT (id) DO NOTHING
-                RETURNING {_CALL_COLUMNS}
+                RETURNING {CALL_COLUMNS}
                 """,
                 (
                     call_id, user_id, call.title, call.notes, call.contact_name, call.contact_id,
@@ -211,7 +94,7 @@ class CallDatabase:
             )  # fmt: skip
             row = cur.fetchone()
             if row is None and retried:  # the first try committed; only its answer was lost
-                cur.execute(f"SELECT {_CALL_COLUMNS} FROM call_records WHERE id = %s", (call_id,))
+                cur.execute(f"SELECT {CALL_COLUMNS} FROM call_records WHERE id = %s", (call_id,))
                 return cur.fetchone()
             cur.execute(
                 """
@@ -225,275 +108,23 @@ class CallDatabase:
         row = self.run(insert)
         if row is None:
             raise DatabaseError("a call with this id exists already")
-        return _call(row)
+        return call_record(row)
 
     def get_call(self, call_id: UUID) -> CallRecord | None:
-        rows = self.query(f"SELECT {_CALL_COLUMNS} FROM call_records WHERE id = %s", (call_id,))
-        return _call(rows[0]) if rows else None
+        rows = self.query(f"SELECT {CALL_COLUMNS} FROM call_records WHERE id = %s", (call_id,))
+        return call_record(rows[0]) if rows else None
 
     def get_calls(self, call_ids: Iterable[UUID]) -> dict[UUID, CallRecord]:
         ids = list(call_ids)
         if not ids:
             return {}
-        rows = self.query(f"SELECT {_CALL_COLUMNS} FROM call_records WHERE id = ANY(%s)", (ids,))
-        return {row["id"]: _call(row) for row in rows}
+        rows = self.query(f"SELECT {CALL_COLUMNS} FROM call_records WHERE id = ANY(%s)", (ids,))
+        return {row["id"]: call_record(row) for row in rows}
 
     def delete_call(self, call_id: UUID) -> bool:
         """Delete the call row; artifacts, action items, events, sentiment and usage rows cascade.
         Callers delete the call's objects first (see ``pipeline.maintenance.delete_calls``)."""
         return bool(self.query("DELETE FROM call_records WHERE id = %s RETURNING id", (call_id,)))
-
-    def transition(
-        self,
-        call_id: UUID,
-        expected: CallStatus | Collection[CallStatus],
-        target: CallStatus,
-        *,
-        error_reason: str | None = None,
-        attempt: int | None = None,
-    ) -> bool:
-        """Compare-and-set the status; True when this caller moved the call.
-
-        Refused (False, row unchanged) when the call is not in an expected status any more, or,
-        with ``attempt``, when it has been re-queued since. Each move writes an event row.
-        """
-        expected_set = {expected} if isinstance(expected, CallStatus) else set(expected)
-        illegal = [status for status in expected_set if not is_allowed_transition(status, target)]
-        if illegal:
-            raise IllegalTransitionError(f"{'/'.join(sorted(illegal))} -> {target} is not a legal transition")
-        event_status = EventStatus.FAILED if target is CallStatus.FAILED else EventStatus.COMPLETED
-        params = {
-            "target": target.value,
-            "error_reason": error_reason,
-            "call_id": call_id,
-            "expected": [status.value for status in expected_set],
-            "attempt": attempt,
-            "stage": Stage.STATUS.value,
-            "event_status": event_status.value,
-            "note": f"status -> {target.value}",
-        }
-
-        def move(cur: psycopg.Cursor[dict[str, Any]], retried: bool) -> bool:
-            cur.execute(
-                """
-                WITH moved AS (
-                    UPDATE call_records SET status = %(target)s, error_reason = %(error_reason)s
-                    WHERE id = %(call_id)s AND status = ANY(%(expected)s)
-                      AND (%(attempt)s::int IS NULL OR attempt = %(attempt)s::int)
-                    RETURNING id, user_id
-                )
-                INSERT INTO call_processing_events (call_id, user_id, stage, status, error_code, error_message)
-                SELECT id, user_id, %(stage)s, %(event_status)s, %(error_reason)s, %(note)s FROM moved
-                RETURNING call_id
-                """,
-                params,
-            )
-            if cur.fetchone() is not None:
-                return True
-            return retried and attempt is not None and _moved_already(cur, call_id, target, attempt)
-
-        return self.run(move)
-
-    def begin_processing(
-        self,
-        call_ids: Sequence[UUID],
-        *,
-        batch_id: UUID,
-        run_id: UUID | None = None,
-        take_idle: bool = True,
-        assets: Sequence[str] | None = None,
-    ) -> list[ClaimedCall]:
-        """Move the calls a run may work on to TRANSCRIBING, held by ``run_id`` (default: the batch).
-
-        Those are the calls this batch claimed from the queue and unclaimed QUEUED ones (a relaunched
-        batch takes what its predecessor gave back), each as a new attempt unless the batch claimed
-        it; with ``take_idle`` (runs launched by hand) also COMPLETED and FAILED calls, whose new
-        processing cycle rebuilds ``assets`` (None: every asset). Calls that another run holds, and
-        finished calls without ``take_idle``, are left alone and not returned.
-        """
-        params = {
-            "batch": batch_id,
-            "holder": run_id or batch_id,
-            "ids": list(call_ids),
-            "take_idle": take_idle,
-            "assets": list(assets) if assets is not None else None,
-        }
-
-        def begin(cur: psycopg.Cursor[dict[str, Any]], retried: bool) -> list[dict[str, Any]]:
-            cur.execute(
-                """
-                WITH moved AS (
-                    UPDATE call_records SET
-                        status = 'TRANSCRIBING', error_reason = NULL, retry_after = NULL,
-                        attempt = CASE WHEN status = 'QUEUED' AND claim_id = %(batch)s THEN attempt
-                                       ELSE attempt + 1 END,
-                        claimed_at = now(),
-                        claim_id = %(holder)s,
-                        cycle_assets = CASE WHEN status IN ('COMPLETED', 'FAILED') THEN %(assets)s::text[]
-                                            ELSE cycle_assets END
-                    WHERE id = ANY(%(ids)s)
-                      AND ((%(take_idle)s AND status IN ('COMPLETED', 'FAILED'))
-                           OR (status = 'QUEUED' AND (claim_id IS NULL OR claim_id = %(batch)s)))
-                    RETURNING id, user_id, attempt, retry_count
-                ), events AS (
-                    INSERT INTO call_processing_events (call_id, user_id, stage, status, error_message)
-                    SELECT id, user_id, 'STATUS', 'COMPLETED', 'status -> TRANSCRIBING' FROM moved
-                )
-                SELECT id, user_id, attempt, retry_count FROM moved
-                """,
-                params,
-            )
-            rows = list(cur.fetchall())
-            if retried:  # the first try may have committed: its calls are this run's already
-                cur.execute(
-                    "SELECT id, user_id, attempt, retry_count FROM call_records WHERE id = ANY(%(ids)s) "
-                    "AND status = 'TRANSCRIBING' AND claim_id = %(holder)s AND callback_state IS NULL",
-                    params,
-                )
-                taken = {row["id"] for row in rows}
-                rows += [row for row in cur.fetchall() if row["id"] not in taken]
-            return rows
-
-        rows = self.run(begin)
-        order = {call_id: index for index, call_id in enumerate(call_ids)}
-        rows.sort(key=lambda row: order[row["id"]])
-        return [claimed_call(row) for row in rows]
-
-    def retry_later(
-        self, call_id: UUID, *, attempt: int, error_reason: str, retry_count: int, delay_seconds: float
-    ) -> bool:
-        """Put an in-flight call of this attempt back to QUEUED for its retry number ``retry_count + 1``,
-        not to be picked up for ``delay_seconds``; True when this caller moved it. The event row
-        carries the failure's code."""
-
-        def requeue(cur: psycopg.Cursor[dict[str, Any]], retried: bool) -> bool:
-            cur.execute(
-                """
-                WITH moved AS (
-                    UPDATE call_records SET status = 'QUEUED', error_reason = NULL,
-                        retry_count = retry_count + 1,
-                        retry_after = now() + make_interval(secs => %(delay)s)
-                    WHERE id = %(call_id)s AND status IN ('TRANSCRIBING', 'ANALYZING')
-                      AND attempt = %(attempt)s AND retry_count = %(retry_count)s
-                    RETURNING id, user_id, retry_count
-                )
-                INSERT INTO call_processing_events (call_id, user_id, stage, status, error_code, error_message)
-                SELECT id, user_id, %(stage)s, %(event_status)s, %(error_reason)s,
-                       'status -> QUEUED (retry ' || retry_count || ' after ' || %(delay)s::int || ' s)'
-                FROM moved
-                RETURNING call_id
-                """,
-                {
-                    "call_id": call_id,
-                    "attempt": attempt,
-                    "retry_count": retry_count,
-                    "delay": delay_seconds,
-                    "error_reason": error_reason,
-                    "stage": Stage.STATUS.value,
-                    "event_status": EventStatus.FAILED.value,
-                },
-            )
-            if cur.fetchone() is not None:
-                return True
-            return retried and _moved_already(cur, call_id, CallStatus.QUEUED, attempt)
-
-        return self.run(requeue)
-
-    def silent_in_flight_holders(self, silent_since: datetime) -> list[UUID]:
-        """The holders (run or batch ids) of calls mid-flight that have shown no sign of life (a status
-        move or a heartbeat) since ``silent_since``."""
-        rows = self.query(
-            "SELECT DISTINCT claim_id FROM call_records "
-            "WHERE status IN ('TRANSCRIBING', 'ANALYZING') AND claim_id IS NOT NULL AND updated_at < %s",
-            (silent_since,),
-        )
-        return [row["claim_id"] for row in rows]
-
-    def calls_held_by(self, holder_id: UUID) -> list[CallRecord]:
-        """The calls whose claim is ``holder_id``: a pickup batch's claimed calls, or a run's taken ones."""
-        rows = self.query(f"SELECT {_CALL_COLUMNS} FROM call_records WHERE claim_id = %s", (holder_id,))
-        return [_call(row) for row in rows]
-
-    def claim_queued(self, batch_id: UUID, limit: int) -> list[ClaimedCall]:
-        """Atomically claim up to ``limit`` unclaimed QUEUED calls, oldest first.
-
-        Concurrent claimers skip each other's rows (SKIP LOCKED), so no call is claimed twice.
-        """
-        rows = self.query(
-            """
-            UPDATE call_records SET claim_id = %(batch)s, claimed_at = now(), attempt = attempt + 1
-            WHERE id IN (
-                SELECT id FROM call_records
-                WHERE status = 'QUEUED' AND claim_id IS NULL AND (retry_after IS NULL OR retry_after <= now())
-                ORDER BY created_at, id
-                LIMIT %(limit)s
-                FOR UPDATE SKIP LOCKED
-            )
-            RETURNING id, user_id, attempt, retry_count, created_at
-            """,
-            {"batch": batch_id, "limit": limit},
-        )
-        rows.sort(key=lambda row: (row["created_at"], row["id"]))
-        return [claimed_call(row) for row in rows]
-
-    def release_claim(self, batch_id: UUID, *, max_unstarted_pickups: int, error_reason: str) -> ClaimRelease:
-        """Give a batch's calls that its run never started back to their pickup: QUEUED calls, and
-        delivered callbacks waiting to resume.
-
-        A call that reaches ``max_unstarted_pickups`` claims in a row without starting becomes FAILED
-        with ``error_reason`` instead (with its event row), so a run that never starts cannot hold a
-        call in a claim-and-release loop.
-        """
-        rows = self.query(
-            """
-            WITH unstarted AS (
-                SELECT id, unstarted_pickups + 1 >= %(limit)s AS exhausted FROM call_records
-                WHERE claim_id = %(batch)s
-                  AND (status = 'QUEUED' OR (status = 'TRANSCRIBING' AND callback_state = 'RECEIVED'))
-                FOR UPDATE
-            ), released AS (
-                UPDATE call_records call SET claim_id = NULL, claimed_at = NULL,
-                                             unstarted_pickups = call.unstarted_pickups + 1
-                FROM unstarted WHERE call.id = unstarted.id AND NOT unstarted.exhausted
-                RETURNING call.id
-            ), failed AS (
-                UPDATE call_records call SET status = 'FAILED', error_reason = %(error_reason)s
-                FROM unstarted WHERE call.id = unstarted.id AND unstarted.exhausted
-                RETURNING call.id, call.user_id
-            ), events AS (
-                INSERT INTO call_processing_events (call_id, user_id, stage, status, error_code, error_message)
-                SELECT id, user_id, %(stage)s, %(event_status)s, %(error_reason)s, 'status -> FAILED' FROM failed
-            )
-            SELECT (SELECT count(*) FROM released) AS released, (SELECT count(*) FROM failed) AS failed
-            """,
-            {
-                "batch": batch_id,
-                "limit": max_unstarted_pickups,
-                "error_reason": error_reason,
-                "stage": Stage.STATUS.value,
-                "event_status": EventStatus.FAILED.value,
-            },
-        )
-        return ClaimRelease(released=int(rows[0]["released"]), failed=int(rows[0]["failed"]))
-
-    def queued_claims_older_than(self, claimed_before: datetime) -> list[UUID]:
-        """Batch ids holding QUEUED calls claimed before the given time (candidates for release)."""
-        rows = self.query(
-            "SELECT DISTINCT claim_id FROM call_records "
-            "WHERE status = 'QUEUED' AND claim_id IS NOT NULL AND claimed_at < %s",
-            (claimed_before,),
-        )
-        return [row["claim_id"] for row in rows]
-
-    def heartbeat(self, call_ids: Iterable[UUID]) -> None:
-        """Show progress on running calls (bumps updated_at, which the stale sweeper reads)."""
-        ids = list(call_ids)
-        if ids:
-            self.query(
-                "UPDATE call_records SET updated_at = now() "
-                "WHERE id = ANY(%s) AND status IN ('TRANSCRIBING', 'ANALYZING')",
-                (ids,),
-            )
 
     # --- artifacts ------------------------------------------------------------------------------
     def upsert_artifact(
@@ -521,16 +152,16 @@ class CallDatabase:
         )
 
     def get_artifacts(self, call_id: UUID) -> dict[ArtifactType, ArtifactRecord]:
-        rows = self.query(f"SELECT {_ARTIFACT_COLUMNS} FROM call_artifacts WHERE call_id = %s", (call_id,))
-        return {ArtifactType(row["artifact_type"]): _artifact(row) for row in rows}
+        rows = self.query(f"SELECT {ARTIFACT_COLUMNS} FROM call_artifacts WHERE call_id = %s", (call_id,))
+        return {ArtifactType(row["artifact_type"]): artifact_record(row) for row in rows}
 
     def recent_artifacts(self, artifact_type: ArtifactType, limit: int) -> list[ArtifactRecord]:
         rows = self.query(
-            f"SELECT {_ARTIFACT_COLUMNS} FROM call_artifacts WHERE artifact_type = %s "
+            f"SELECT {ARTIFACT_COLUMNS} FROM call_artifacts WHERE artifact_type = %s "
             "ORDER BY created_at DESC, id LIMIT %s",
             (artifact_type.value, limit),
         )
-        return [_artifact(row) for row in rows]
+        return [artifact_record(row) for row in rows]
 
     def delete_artifact(self, call_id: UUID, artifact_type: ArtifactType) -> bool:
         rows = self.query(
@@ -717,31 +348,9 @@ class CallDatabase:
         return bool(self.query("DELETE FROM user_voice_profiles WHERE user_id = %s RETURNING id", (user_id,)))
 
 
-def claimed_call(row: dict[str, Any]) -> ClaimedCall:
-    return ClaimedCall(
-        call_id=row["id"], user_id=row["user_id"], attempt=row["attempt"], retry_count=row.get("retry_count", 0)
-    )
-
-
-def _moved_already(cur: psycopg.Cursor[dict[str, Any]], call_id: UUID, target: CallStatus, attempt: int) -> bool:
-    """Whether an earlier try of this very move committed (only its answer was lost)."""
-    cur.execute(
-        "SELECT 1 FROM call_records WHERE id = %s AND status = %s AND attempt = %s", (call_id, target.value, attempt)
-    )
-    return cur.fetchone() is not None
-
-
 def _value(member: Enum | None) -> Any:
     return member.value if member is not None else None
 
 
 def _jsonb(value: object | None) -> Jsonb | None:
     return Jsonb(value) if value is not None else None
-
-
-def _call(row: dict[str, Any]) -> CallRecord:
-    return CallRecord(**{**row, "status": CallStatus(row["status"]), "direction": Direction(row["direction"])})
-
-
-def _artifact(row: dict[str, Any]) -> ArtifactRecord:
-    return ArtifactRecord(**{**row, "artifact_type": ArtifactType(row["artifact_type"])})

@@ -54,8 +54,9 @@ from scryon_dagster.api.models import (
 from scryon_dagster.api.services import ApiServices, CurrentUser, Services
 from scryon_dagster.api.uploads import AudioUpload, receive_upload
 from scryon_dagster.domain.calls import ACTIVE_STATUSES, ArtifactType, CallStatus
+from scryon_dagster.domain.policy import CALL_BUSY, RESTING_STATUSES, reprocess_refusal
 from scryon_dagster.pipeline.intake import IntakeError, enqueue_call
-from scryon_dagster.pipeline.maintenance import MaintenanceError, plan_call_reprocess
+from scryon_dagster.pipeline.maintenance import MaintenanceError, plan_call_reprocess, present_inputs
 from scryon_dagster.pipeline.outcomes import PipelineAsset, StageSelection
 
 logger = logging.getLogger(__name__)
@@ -390,12 +391,18 @@ def reprocess_call(call_id: UUID, services: Services, user: CurrentUser) -> Acce
     call = services.owned_call(user, call_id)
     if call.status is CallStatus.QUEUED:
         return AcceptedCall(call_id=call.id, status=call.status)
-    if call.status in ACTIVE_STATUSES:
+    needed = StageSelection.everything().stored_inputs()
+    refusal = reprocess_refusal(
+        call.status,
+        claimed=call.claim_id is not None,
+        needed=needed,
+        stored=present_inputs(needed, services.db.get_artifacts(call.id), services.store),
+    )
+    if refusal == CALL_BUSY:
         raise ApiError(409, CALL_IN_PROGRESS, f"the call is {call.status.value}; wait until it finishes")
-    temp_audio = services.db.get_artifacts(call.id).get(ArtifactType.TEMP_AUDIO)
-    if temp_audio is None or not services.store.exists(temp_audio.storage_key):
+    if refusal is not None:
         raise ApiError(409, AUDIO_MISSING, "the call's temporary audio is gone; it cannot be processed again")
-    if not services.db.transition(call.id, (CallStatus.COMPLETED, CallStatus.FAILED), CallStatus.QUEUED):
+    if not services.db.transition(call.id, RESTING_STATUSES, CallStatus.QUEUED):
         current = services.owned_call(user, call_id)
         if current.status is not CallStatus.QUEUED:
             raise ApiError(409, CALL_IN_PROGRESS, f"the call is {current.status.value}; wait until it finishes")
