@@ -7,6 +7,14 @@ seekable input; and because one ffmpeg process can then decode once and write bo
 filter graph (``asplit`` after the shared steps), without any pipe juggling. The default chain gives
 both providers the same audio, so it has a single output.
 
+Decoding happens inside the filter graph (the ``amovie`` source of a ``lavfi`` input): the ffmpeg CLI runs
+demuxing, decoding, filtering and encoding in threads of their own and hands every decoded frame from one
+to the next, which for a phone recording's small AAC frames cost ~40,000 context switches and a quarter of
+the CPU of a 5-minute call; in the graph they are one thread (bench/README.md, issue 18). ``amovie`` stops
+at the first damaged packet, where ffmpeg's own decoding skips it: whenever the in-graph run reports an
+error, the call is converted again the ordinary way (``-i``, then ``-filter_complex``), so damaged audio
+is never cut short.
+
 ffmpeg's time limit grows with the audio it has produced (a floor, or a budget per audio minute), read
 from its ``-progress`` reports: a two-hour call gets the time it needs, a stalled conversion does not.
 
@@ -41,6 +49,11 @@ OUTPUT_SAMPLE_RATE_HZ = 16_000
 _OUTPUT_SAMPLE_WIDTH_BYTES = 2
 _OUTPUT_BYTES_PER_SECOND = OUTPUT_SAMPLE_RATE_HZ * _OUTPUT_SAMPLE_WIDTH_BYTES
 _TO_16KHZ_MONO = (f"aresample={OUTPUT_SAMPLE_RATE_HZ}", "aformat=channel_layouts=mono")
+# The leveled chain filters in single precision: afftdn (most of the chain's cost) otherwise inherits
+# dynaudnorm's double precision and costs ~40 % more, for no audible difference.
+_TO_16KHZ_MONO_FLOAT = (f"aresample={OUTPUT_SAMPLE_RATE_HZ}", "aformat=sample_fmts=fltp:channel_layouts=mono")
+# Every output ends in the PCM the providers get, so that it can be copied out without an encoder.
+_TO_OUTPUT_PCM = f"aformat=sample_fmts=s16:sample_rates={OUTPUT_SAMPLE_RATE_HZ}:channel_layouts=mono"
 # The reference chain's single-pass EBU R128 targets: speech at -16 LUFS, true peak below -1.5 dBTP.
 _LOUDNORM = "loudnorm=I=-16:TP=-1.5:LRA=11"
 # Per-speaker levelling: gain follows each 200-ms frame's peak (to -6 dBFS, at most +20 dB), smoothed over
@@ -54,6 +67,7 @@ _INVALID_INPUT_MARKERS = (
     b"does not contain any stream",
     b"could not find codec parameters",
     b"moov atom not found",
+    b"No audio stream",
 )
 
 
@@ -118,6 +132,22 @@ class _FfmpegError(Exception):
         self.exit_code = exit_code
 
 
+# Failures that converting the ordinary way would only repeat.
+_FINAL_FAILURES = frozenset(
+    {
+        PreprocessingFailure.FFMPEG_UNAVAILABLE,
+        PreprocessingFailure.PLATFORM_UNSUPPORTED,
+        PreprocessingFailure.MEMORY_FILES_FAILED,
+        PreprocessingFailure.INVALID_AUDIO,
+        PreprocessingFailure.TIMEOUT,
+    }
+)
+
+
+class _DecodingStopped(Exception):
+    """The in-graph decoding reported an error: its output may end early."""
+
+
 def resolve_ffmpeg(configured: str) -> str | None:
     """The ffmpeg to run: the configured one if it exists, else the binary bundled by imageio-ffmpeg."""
     if configured:
@@ -153,15 +183,28 @@ class FilterGraph:
         return ("transcription", "diarization") if diarization_variant and self.splits else ("transcription",)
 
     def filter_complex(self, *, diarization_variant: bool) -> str:
-        """One graph from the decoded input to each of :meth:`outputs`."""
-        source = ",".join(("[0:a:0]anull", *self.shared))
-        if len(self.outputs(diarization_variant=diarization_variant)) == 1:
-            return ",".join((source, *self.transcription)) + "[transcription]"
+        """One graph from the decoded first audio stream of ``-i`` to each of :meth:`outputs`, by label."""
+        return self._graph("[0:a:0]anull", self.outputs(diarization_variant=diarization_variant))
+
+    def decoding_graph(self, input_path: str, *, diarization_variant: bool) -> str:
+        """One graph that decodes the first audio stream of ``input_path`` itself (a ``lavfi`` input); its
+        outputs are the streams 0, 1 of that input, in the order of :meth:`outputs`."""
+        # The stream specifier's colon is escaped twice: once for the graph, once for the filter's options.
+        source = f"amovie={input_path}:s=a\\\\:0"
+        return self._graph(
+            source, [f"out{index}" for index in range(len(self.outputs(diarization_variant=diarization_variant)))]
+        )
+
+    def _graph(self, source: str, labels: Sequence[str]) -> str:
+        shared = ",".join((source, *self.shared))
+        if len(labels) == 1:
+            return ",".join((shared, *self.transcription, _TO_OUTPUT_PCM)) + f"[{labels[0]}]"
+        transcription, diarization = labels
         return ";".join(
             (
-                f"{source},asplit=2[to_transcription][to_diarization]",
-                ",".join(("[to_transcription]anull", *self.transcription)) + "[transcription]",
-                ",".join(("[to_diarization]anull", *self.diarization)) + "[diarization]",
+                f"{shared},asplit=2[to_transcription][to_diarization]",
+                ",".join(("[to_transcription]anull", *self.transcription, _TO_OUTPUT_PCM)) + f"[{transcription}]",
+                ",".join(("[to_diarization]anull", *self.diarization, _TO_OUTPUT_PCM)) + f"[{diarization}]",
             )
         )
 
@@ -201,7 +244,7 @@ def build_filter_graph(chain: AudioPreprocessingChain, tuning: ChainTuning = Cha
     # Two 2-pole stages: 24 dB/octave, steep enough for mains hum under a male voice's pitch.
     steep_highpass = (f"highpass=f={highpass_hz}:p=2",) * 2 if highpass_hz else ()
     # Denoise before levelling, while the noise is still stationary; both providers get the same audio.
-    return FilterGraph(shared=(*_TO_16KHZ_MONO, *steep_highpass, *denoise, _LEVEL))
+    return FilterGraph(shared=(*_TO_16KHZ_MONO_FLOAT, *steep_highpass, *denoise, _LEVEL))
 
 
 class AudioPreprocessor:
@@ -296,23 +339,45 @@ class AudioPreprocessor:
             return None
 
     def _convert(self, audio: bytes, diarization_variant: bool) -> dict[str, bytes]:
-        """Raw PCM of each of the graph's outputs, by output label."""
+        """Raw PCM of each of the graph's outputs, by output label: decoded in the graph, or the ordinary way
+        when that reported an error or failed for a reason the ordinary way might not share."""
         if not audio:
             raise _FfmpegError(PreprocessingFailure.EMPTY_INPUT)
+        with _memory_file("audio-input", audio) as input_fd:
+            try:
+                return self._convert_once(input_fd, diarization_variant, decode_in_graph=True)
+            except _DecodingStopped:
+                pass
+            except _FfmpegError as error:
+                if error.failure in _FINAL_FAILURES:
+                    raise
+            return self._convert_once(input_fd, diarization_variant, decode_in_graph=False)
+
+    def _convert_once(self, input_fd: int, diarization_variant: bool, *, decode_in_graph: bool) -> dict[str, bytes]:
+        """One ffmpeg run, one decode and one graph: the shared steps run once, then asplit feeds each variant's
+        own steps."""
+        variants = self.graph.outputs(diarization_variant=diarization_variant)
+        if decode_in_graph:
+            graph = self.graph.decoding_graph(_fd_path(input_fd), diarization_variant=diarization_variant)
+            source = ["-f", "lavfi", "-i", graph]
+            outputs = [f"0:{index}" for index in range(len(variants))]
+        else:
+            graph = self.graph.filter_complex(diarization_variant=diarization_variant)
+            source = ["-i", _fd_path(input_fd), "-filter_complex", graph]
+            outputs = [f"[{variant}]" for variant in variants]
         with ExitStack() as stack:
-            input_fd = stack.enter_context(_memory_file("audio-input", audio))
-            variants = self.graph.outputs(diarization_variant=diarization_variant)
             output_fds = {variant: stack.enter_context(_memory_file(variant)) for variant in variants}
-            # One decode and one graph: the shared steps run once, then asplit feeds each variant's own steps.
             self._run_ffmpeg(
                 [
-                    "-i",
-                    _fd_path(input_fd),
-                    "-filter_complex",
-                    self.graph.filter_complex(diarization_variant=diarization_variant),
-                    *(arg for variant, fd in output_fds.items() for arg in _pcm_output_args(variant, fd)),
+                    *source,
+                    *(
+                        arg
+                        for output, fd in zip(outputs, output_fds.values(), strict=True)
+                        for arg in _pcm_output_args(output, fd)
+                    ),
                 ],
                 pass_fds=(input_fd, *output_fds.values()),
+                stop_on_errors=decode_in_graph,
             )
             pcm = {variant: _read_all(fd) for variant, fd in output_fds.items()}
         if not all(pcm.values()):
@@ -323,9 +388,12 @@ class AudioPreprocessor:
         """How long ffmpeg may have run by the time it has produced ``audio_seconds_done`` of audio."""
         return max(self.timeout_seconds, self.seconds_per_audio_minute * audio_seconds_done / 60)
 
-    def _run_ffmpeg(self, args: Sequence[str], *, pass_fds: Sequence[int]) -> float | None:
+    def _run_ffmpeg(
+        self, args: Sequence[str], *, pass_fds: Sequence[int], stop_on_errors: bool = False
+    ) -> float | None:
         """Run ffmpeg; return the seconds of audio it reported producing (None if it reported none), or raise
-        _FfmpegError with a generic cause on any failure."""
+        _FfmpegError with a generic cause on any failure (with ``stop_on_errors``, _DecodingStopped when it
+        succeeded but reported errors)."""
         if self.ffmpeg_path is None:
             raise _FfmpegError(PreprocessingFailure.FFMPEG_UNAVAILABLE)
         # stderr goes to a memory file: nothing to drain while ffmpeg runs, read once it has exited.
@@ -351,6 +419,8 @@ class AudioPreprocessor:
             invalid = any(marker in stderr for marker in _INVALID_INPUT_MARKERS)
             failure = PreprocessingFailure.INVALID_AUDIO if invalid else PreprocessingFailure.FFMPEG_FAILED
             raise _FfmpegError(failure, process.returncode)
+        if stop_on_errors and stderr:
+            raise _DecodingStopped
         return audio_seconds
 
     def _follow_progress(self, process: subprocess.Popen[bytes]) -> float | None:
@@ -394,21 +464,9 @@ def wav_duration_seconds(audio: bytes) -> float | None:
     return frames / rate
 
 
-def _pcm_output_args(graph_output: str, output_fd: int) -> list[str]:
-    return [
-        "-map",
-        f"[{graph_output}]",
-        "-ac",
-        "1",
-        "-ar",
-        str(OUTPUT_SAMPLE_RATE_HZ),
-        "-c:a",
-        "pcm_s16le",
-        "-f",
-        "s16le",
-        "-y",
-        _fd_path(output_fd),
-    ]
+def _pcm_output_args(stream: str, output_fd: int) -> list[str]:
+    # The graph's outputs are already 16-kHz mono s16 (_TO_OUTPUT_PCM): the PCM "encoder" only copies.
+    return ["-map", stream, "-c:a", "pcm_s16le", "-f", "s16le", "-y", _fd_path(output_fd)]
 
 
 def _pcm_to_wav(pcm: bytes) -> bytes:
