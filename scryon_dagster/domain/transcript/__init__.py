@@ -4,7 +4,8 @@ Pipeline entry point: ``build_transcript`` (align → normalize → resolve_spea
 artifacts use ``NormalizedTranscript.parse``; re-deriving a stored transcript uses ``renormalize``.
 """
 
-from scryon_dagster.domain.transcript.alignment import AlignedTranscript, AlignmentError, align
+from scryon_dagster.domain.transcript.aligned import AlignedTranscript
+from scryon_dagster.domain.transcript.alignment import AlignmentError, align
 from scryon_dagster.domain.transcript.build import build_transcript
 from scryon_dagster.domain.transcript.models import (
     Confidence,

@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from itertools import pairwise
 
-from scryon_dagster.domain.transcript.alignment import AlignedTranscript, AlignedWord
+from scryon_dagster.domain.transcript.aligned import AlignedTranscript, AlignedWord
 from scryon_dagster.domain.transcript.cleanup import collapse_repetitions, strip_non_speech
 from scryon_dagster.domain.transcript.language import language_code
 from scryon_dagster.domain.transcript.models import (

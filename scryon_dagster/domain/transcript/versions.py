@@ -9,12 +9,15 @@ from __future__ import annotations
 SCHEMA_VERSION = 2
 """Shape of the normalized transcript JSON (the client contract of system.md §5)."""
 
-NORMALIZATION_VERSION = 5
-"""The reference stops at 3; this implementation's normalization steps are version 4. 5: alignment 3."""
+NORMALIZATION_VERSION = 6
+"""The reference stops at 3; this implementation's normalization steps are version 4. 5: alignment 3.
+6: alignment 4."""
 
-ALIGNMENT_VERSION = 3
+ALIGNMENT_VERSION = 4
 """Word-level max-overlap alignment with smoothing of weakly attributed words only (3: no smoothing of
-unpunctuated text or of runs inside a sentence; fragment voices go back to the speaker around them)."""
+unpunctuated text or of runs inside a sentence; fragment voices go back to the speaker around them. 4: in
+overlapping speech, the fading voice keeps the words it is still heard in and squeezed reply words go
+with the reply)."""
 
 NAMING_STRATEGY_VERSION = 4
 """The deterministic evidence ladder of system.md §6 (rules 1-9). 4: pick-ups are whole opening turns,

@@ -8,7 +8,7 @@ import pytest
 
 from scryon_dagster.domain.provider_outputs import Diarization, RawTranscript
 from scryon_dagster.domain.transcript import AlignmentError, align
-from scryon_dagster.domain.transcript.alignment import AlignedTranscript, AlignmentMethod, WordTiming
+from scryon_dagster.domain.transcript.aligned import AlignedTranscript, AlignmentMethod, WordTiming
 from tests.unit.transcript.builders import diarization, raw_segment, raw_transcript
 
 
