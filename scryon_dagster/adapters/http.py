@@ -19,7 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol
+from types import TracebackType
+from typing import Any, Protocol, Self
 
 import httpx
 import tenacity
@@ -459,3 +460,45 @@ class ProviderHttpClient:
             self._max_retries + 1,
             state.upcoming_sleep,
         )
+
+
+class ProviderClient:
+    """What every provider client shares: its :class:`ProviderHttpClient`, built from the same options, and
+    closing it with the client (also as a context manager)."""
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        api_key: str,
+        timeout_seconds: float,
+        max_retries: int,
+        max_concurrency: int,
+        backoff: Backoff,
+        http_client: httpx.Client | None,
+        pacer: Pacer | None = None,
+    ) -> None:
+        self._http = ProviderHttpClient(
+            provider=provider,
+            api_key=api_key,
+            request_timeout_seconds=timeout_seconds,
+            max_retries=max_retries,
+            max_concurrency=max_concurrency,
+            backoff=backoff,
+            http_client=http_client,
+            pacer=pacer,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -15,7 +14,7 @@ from scryon_dagster.adapters.http import (
     AudioTimeout,
     Backoff,
     Deadline,
-    ProviderHttpClient,
+    ProviderClient,
 )
 from scryon_dagster.domain.calls import ErrorCode
 from scryon_dagster.domain.provider_outputs import ProviderOutputError, RawTranscript
@@ -66,7 +65,7 @@ def _audio_part(audio: bytes, filename: str, content_type: str) -> dict[str, tup
     return {"file": (filename, audio, content_type)}
 
 
-class LemonfoxClient:
+class LemonfoxClient(ProviderClient):
     """One per process; thread-safe. Each attempt waits ``timeout_seconds``, or
     ``timeout_seconds_per_audio_minute`` for each minute of the audio when that is longer (Lemonfox's answer
     comes when the whole recording is transcribed); by default a whole call gets that times
@@ -90,10 +89,10 @@ class LemonfoxClient:
         self.max_upload_bytes = max_upload_bytes
         self._timeout = AudioTimeout(timeout_seconds, timeout_seconds_per_audio_minute)
         self._attempts = max_retries + 1
-        self._http = ProviderHttpClient(
+        super().__init__(
             provider=PROVIDER,
             api_key=api_key,
-            request_timeout_seconds=timeout_seconds,
+            timeout_seconds=timeout_seconds,
             max_retries=max_retries,
             max_concurrency=max_concurrency,
             backoff=backoff,
@@ -182,20 +181,6 @@ class LemonfoxClient:
             data=self._form(min_speakers, max_speakers, prompt, callback_url=callback_url),
             files=_audio_part(audio, filename, content_type),
         )
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> LemonfoxClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _form(
         self,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -14,7 +13,7 @@ from scryon_dagster.adapters.http import (
     DEFAULT_BACKOFF,
     Backoff,
     Deadline,
-    ProviderHttpClient,
+    ProviderClient,
     decode_json_object,
 )
 
@@ -94,7 +93,7 @@ def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
-class LlmClient:
+class LlmClient(ProviderClient):
     """One per process; thread-safe. Retries 408/409/429 (not ``insufficient_quota``), 5xx and
     timeouts; never 400/401/403/404/422. ``timeout_seconds`` bounds each attempt, and by default a
     whole call gets ``timeout_seconds * (max_retries + 1)`` including backoff."""
@@ -112,10 +111,10 @@ class LlmClient:
         *,
         backoff: Backoff = DEFAULT_BACKOFF,
     ) -> None:
-        self._http = ProviderHttpClient(
+        super().__init__(
             provider=PROVIDER,
             api_key=api_key,
-            request_timeout_seconds=timeout_seconds,
+            timeout_seconds=timeout_seconds,
             max_retries=max_retries,
             max_concurrency=max_concurrency,
             backoff=backoff,
@@ -180,17 +179,3 @@ class LlmClient:
             attempts=sent.attempts,
             request_ms=sent.elapsed_ms,
         )
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> LlmClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()

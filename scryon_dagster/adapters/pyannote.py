@@ -6,7 +6,6 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -20,7 +19,7 @@ from scryon_dagster.adapters.http import (
     Backoff,
     Deadline,
     Pacer,
-    ProviderHttpClient,
+    ProviderClient,
     RequestPacer,
     StageErrorCodes,
     decode_json_object,
@@ -96,7 +95,7 @@ def parse_job(raw: bytes, *, codes: StageErrorCodes = DIARIZATION_CODES) -> JobS
     return JobSnapshot(job_id=job_id, status=status, output_bytes=output)
 
 
-class PyannoteClient:
+class PyannoteClient(ProviderClient):
     """One per process; thread-safe. ``timeout_seconds`` is the deadline of a whole operation (an upload,
     or a job from creation to its terminal state, retries included); a job on audio whose duration is
     given gets ``timeout_seconds_per_audio_minute`` for each minute of it when that is longer."""
@@ -119,10 +118,10 @@ class PyannoteClient:
     ) -> None:
         if poll_interval_seconds <= 0:
             raise ValueError("pyannote: the poll interval must be positive")
-        self._http = ProviderHttpClient(
+        super().__init__(
             provider=PROVIDER,
             api_key=api_key,
-            request_timeout_seconds=timeout_seconds,
+            timeout_seconds=timeout_seconds,
             max_retries=max_retries,
             max_concurrency=max_concurrency,
             backoff=backoff,
@@ -313,20 +312,6 @@ class PyannoteClient:
         self, job_id: str, *, codes: StageErrorCodes = DIARIZATION_CODES, deadline: Deadline | None = None
     ) -> JobSnapshot:
         return parse_job(self._read_job(job_id, codes, deadline or self._new_deadline()), codes=codes)
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> PyannoteClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _read_job(self, job_id: str, codes: StageErrorCodes, deadline: Deadline) -> bytes:
         sent = self._http.send("GET", f"{self._base_url}/v1/jobs/{job_id}", codes=codes, deadline=deadline)
