@@ -54,12 +54,6 @@ def api_server(
         yield server
 
 
-@pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as test_instance:
-        yield test_instance
-
-
 def tick(instance: dg.DagsterInstance) -> list[dg.RunRequest]:
     config = SettingsResource()
     resources = {"config": config, "database": CallDatabaseResource(config=config)}

@@ -178,12 +178,6 @@ def test_requeueing_by_plain_sql_ends_the_wait(db: CallDatabase, enqueue_sample:
     assert CallbackQueries(db).calls_awaiting_callback_since(datetime.now(UTC) + timedelta(hours=1)) == []
 
 
-@pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as test_instance:
-        yield test_instance
-
-
 def tick(instance: dg.DagsterInstance) -> list[dg.RunRequest]:
     config = SettingsResource()
     resources = {"config": config, "database": CallDatabaseResource(config=config)}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,12 +28,6 @@ NOW = datetime(2026, 12, 3, 2, 7, tzinfo=UTC)
 def database_name(url: str) -> str:
     """The database a libpq URL names (the embedded server's URLs carry a query after it)."""
     return urlsplit(url).path.lstrip("/")
-
-
-@pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as test_instance:
-        yield test_instance
 
 
 def backup_metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:

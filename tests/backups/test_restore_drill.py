@@ -37,12 +37,6 @@ LLM_HOLD_SECONDS = 8.0
 
 
 @pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as test_instance:
-        yield test_instance
-
-
-@pytest.fixture
 def fresh_database_url(postgres_server_url: str) -> Iterator[str]:
     """The empty database that stands in for the lost one."""
     url = create_database(postgres_server_url, "scryon_restored")

@@ -66,12 +66,6 @@ class RecordingPipeline(dg.ConfigurableResource):
         return ArtifactCheckReport(checked=1, unreadable=[], missing=[])
 
 
-@pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as test_instance:
-        yield test_instance
-
-
 def _keys(instance: dg.DagsterInstance, count: int) -> list[str]:
     keys = [str(uuid4()) for _ in range(count)]
     instance.add_dynamic_partitions(calls_partitions.name, keys)

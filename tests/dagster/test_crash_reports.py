@@ -3,11 +3,9 @@ to Dagster: the crash sensor's report makes Dagster agree, with the provenance t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from uuid import uuid4
 
 import dagster as dg
-import pytest
 
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.domain.calls import CallStatus
@@ -18,12 +16,6 @@ from scryon_dagster.pipeline.runner import CallPipeline
 from scryon_dagster.sensors.queued_calls import report_unrecorded_completions
 from tests.fixtures.pipeline import Enqueue
 from tests.pipeline.test_call_pipeline import run
-
-
-@pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as test_instance:
-        yield test_instance
 
 
 def test_calls_a_dead_run_completed_are_reported_with_their_provenance_once(

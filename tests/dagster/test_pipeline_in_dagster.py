@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from uuid import UUID, uuid4
 
 import dagster as dg
@@ -26,12 +25,6 @@ CANARIES = [
     "Praveen", "Raman", "Alex Morgan", "Delivery schedule", "2025550143", "5550143", "202-555", CANARY_EMAIL,
     "shipment", "warehouse", "carrier", "invoice",
 ]  # fmt: skip
-
-
-@pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as test_instance:
-        yield test_instance
 
 
 def _launch_batch(instance: dg.DagsterInstance, call_ids: list[UUID]) -> dg.ExecuteInProcessResult:

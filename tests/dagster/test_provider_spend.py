@@ -3,7 +3,6 @@ estimated USD summed from the cost ledger, within the configured window."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,12 +24,6 @@ from scryon_dagster.domain.provider_spend import (
 from tests.dagster.test_prune_history import finished_call
 
 PRICES = AudioPrices(lemonfox_per_audio_hour_usd=0.17, pyannote_per_audio_hour_usd=0.12, pyannote_min_billed_seconds=20)
-
-
-@pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as test_instance:
-        yield test_instance
 
 
 def materialize(instance: dg.DagsterInstance, days: int) -> dg.ExecuteInProcessResult:

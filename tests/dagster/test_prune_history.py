@@ -4,13 +4,11 @@ past the retention are dropped, and upload idempotency keys older than 24 h are 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 import dagster as dg
 import psycopg
-import pytest
 from psycopg import sql
 
 from scryon_dagster.adapters.db.api_queries import ApiQueries
@@ -22,12 +20,6 @@ from scryon_dagster.partitions import CALLS_PARTITIONS
 from scryon_dagster.pipeline.intake import enqueue_call
 from tests.api.conftest import wav_bytes
 from tests.dagster.test_runbook_jobs import launch, summary
-
-
-@pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as test_instance:
-        yield test_instance
 
 
 def finished_call(db: CallDatabase, store: ObjectStore, status: CallStatus) -> UUID:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from uuid import UUID, uuid4
 
 import dagster as dg
 import psycopg
-import pytest
 
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.adapters.object_store import ObjectStore
@@ -17,12 +15,6 @@ from scryon_dagster.domain.calls import ArtifactType, CallStatus
 from scryon_dagster.domain.transcript import NORMALIZATION_VERSION
 from scryon_dagster.simulator import SimulatorServer
 from tests.fixtures.pipeline import Enqueue
-
-
-@pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as test_instance:
-        yield test_instance
 
 
 def launch(instance: dg.DagsterInstance, job: str, config: dict[str, Any] | None = None) -> dg.ExecuteInProcessResult:

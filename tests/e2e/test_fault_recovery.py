@@ -34,6 +34,8 @@ def dagster_env_overrides() -> dict[str, str]:
     return {"SCRYON_CALL_MAX_RETRIES": "3", "SCRYON_CALL_RETRY_BASE_SECONDS": "1"}
 
 
+# Not the shared ephemeral `instance`: this test reads what the `dagster dev` daemon wrote to its own
+# PostgreSQL-backed instance.
 @pytest.fixture
 def instance(dagster_home: Path, dagster_env: dict[str, str]) -> Iterator[dg.DagsterInstance]:
     with dg.DagsterInstance.from_config(str(dagster_home)) as opened:
