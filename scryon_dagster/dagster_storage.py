@@ -24,10 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy.pool as db_pool
-from dagster import DagsterEventType
-from dagster._core.event_api import EventLogEntry
-from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
-from dagster._serdes import ConfigurableClassData
+from dagster import DagsterEventType, EventLogEntry
 from dagster_postgres import (
     DagsterPostgresStorage,
     PostgresEventLogStorage,
@@ -35,6 +32,8 @@ from dagster_postgres import (
     PostgresScheduleStorage,
 )
 from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config, pg_url_from_config
+
+from scryon_dagster.dagster_private import ConfigurableClassData, SqlEventLogStorageTable
 
 # Connections each storage keeps open per process (three storages per process); bursts above it open
 # short-lived connections as dagster-postgres always does.

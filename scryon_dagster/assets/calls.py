@@ -4,17 +4,15 @@ selected stages and records a materialization per (asset, call) as each call fin
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
 from uuid import UUID
 
 import dagster as dg
-from dagster._core.events import DagsterEvent, DagsterEventBatchMetadata, generate_event_batch_id
-from dagster._core.execution.context.system import StepExecutionContext
 
 from scryon_dagster.assets.checks import STORED_ARTIFACTS_CHECKS, stored_artifacts_results
 from scryon_dagster.assets.provenance import latest_versions, provenance_tags
+from scryon_dagster.dagster_private import log_asset_event_batch
 from scryon_dagster.domain.transcript import NORMALIZATION_VERSION
 from scryon_dagster.partitions import BATCH_TAG, calls_partitions
 from scryon_dagster.pipeline.analysis_stage import ANALYSIS_SCHEMA_VERSION
@@ -159,9 +157,9 @@ class MaterializationLog:
         for asset in PipelineAsset:  # dependency order: an upstream batch is stored before it is pointed at
             if by_call := self._materialized.get(asset):
                 materializations = self._with_provenance(asset, by_call)
-                _log_batch(self._context, materializations, DagsterEvent.asset_materialization)
+                log_asset_event_batch(self._context, materializations)
             if observations := self._not_materialized.get(asset):
-                _log_batch(self._context, observations, DagsterEvent.asset_observation)
+                log_asset_event_batch(self._context, observations)
         self._materialized.clear()
         self._not_materialized.clear()
         self._pending_calls = 0
@@ -194,22 +192,6 @@ def materializations_with_provenance(
         )
         for call, metadata in by_call.items()
     ]
-
-
-_Event = TypeVar("_Event", dg.AssetMaterialization, dg.AssetObservation)
-
-
-def _log_batch(
-    context: dg.OpExecutionContext,
-    events: Sequence[_Event],
-    to_dagster_event: Callable[[StepExecutionContext, _Event, DagsterEventBatchMetadata], DagsterEvent],
-) -> None:
-    """One batch per asset: storage updates an asset's latest record from a batch's last event."""
-    step = context._step_execution_context
-    batch_id = generate_event_batch_id()
-    for index, event in enumerate(events):
-        dagster_event = to_dagster_event(step, event, DagsterEventBatchMetadata(batch_id, index == len(events) - 1))
-        context._events.append(dagster_event)
 
 
 def record_calls(

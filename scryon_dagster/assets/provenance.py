@@ -5,14 +5,15 @@ tag them itself. Without its tags the UI's staleness is meaningless (every parti
 dependency"); with them a partition is stale exactly when its code version changed or an upstream
 partition it was computed from has a newer data version. The tag names and the data-version hash are
 Dagster's own (``execute_step._build_data_version_tags``), which is why this module reads them from
-``dagster._core``: no public API builds them.
+``scryon_dagster.dagster_private``: no public API builds them.
 """
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import dagster as dg
-from dagster._core.definitions.data_version import (
+
+from scryon_dagster.dagster_private import (
     CODE_VERSION_TAG,
     DATA_VERSION_TAG,
     DEFAULT_DATA_VERSION,
@@ -21,8 +22,6 @@ from dagster._core.definitions.data_version import (
     get_input_data_version_tag,
     get_input_event_pointer_tag,
 )
-from dagster._core.events import DagsterEventType
-
 from scryon_dagster.pipeline.outcomes import PipelineAsset
 
 
@@ -41,7 +40,7 @@ def latest_versions(
     a partition never materialized reads as Dagster's default version with no event pointer."""
     key = dg.AssetKey(asset.value)
     storage = instance.event_log_storage
-    materialization = DagsterEventType.ASSET_MATERIALIZATION
+    materialization = dg.DagsterEventType.ASSET_MATERIALIZATION
     storage_ids = storage.get_latest_storage_id_by_partition(key, materialization, set(partitions))
     tags = storage.get_latest_tags_by_partition(key, materialization, [DATA_VERSION_TAG], list(partitions))
     return {
