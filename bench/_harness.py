@@ -39,7 +39,7 @@ from scryon_dagster.adapters.db.migrate import upgrade_to_head
 from scryon_dagster.adapters.db.records import NewCall
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.adapters.object_store import ObjectStore, build_object_store
-from scryon_dagster.domain.calls import TERMINAL_STATUSES
+from scryon_dagster.domain.calls import TERMINAL_STATUSES, Direction
 from scryon_dagster.pipeline.intake import enqueue_call
 from scryon_dagster.settings import load_settings
 from scryon_dagster.simulator import SimulatorServer
@@ -591,7 +591,7 @@ def enqueue_audio(system: CallSystem, audio: bytes, index: int, filename: str = 
         filename=filename,
         user_reference=f"bench-user-{index % BENCH_USERS}",
         user_display_name=sample.user_display_name,
-        call=NewCall(title=sample.title, direction=sample.direction),
+        call=NewCall(title=sample.title, direction=Direction(sample.direction)),
         max_bytes=50 * 1024 * 1024,
     )
     return record.id

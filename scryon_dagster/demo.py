@@ -21,7 +21,7 @@ from scryon_dagster.adapters.db.migrate import upgrade_to_head
 from scryon_dagster.adapters.db.records import NewCall
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.adapters.object_store import build_object_store
-from scryon_dagster.domain.calls import TERMINAL_STATUSES
+from scryon_dagster.domain.calls import TERMINAL_STATUSES, Direction
 from scryon_dagster.pipeline.intake import enqueue_call
 from scryon_dagster.settings import Settings, load_settings
 
@@ -186,7 +186,7 @@ def _enqueue_samples(settings: Settings, database_url: str) -> list[UUID]:
                     user_display_name=sample.user_display_name,
                     call=NewCall(
                         title=sample.title,
-                        direction=sample.direction,
+                        direction=Direction(sample.direction),
                         contact_name=sample.contact_name,
                         phone_number=sample.phone_number,
                     ),

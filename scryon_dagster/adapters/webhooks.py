@@ -102,11 +102,6 @@ def _pyannote_digest(raw_body: bytes, secret: str, timestamp: str) -> bytes:
     return hmac.new(secret.encode(), b"v0:" + timestamp.encode() + b":" + raw_body, hashlib.sha256).digest()
 
 
-def sign_pyannote_webhook(raw_body: bytes, secret: str, timestamp: int) -> str:
-    """The ``X-Signature`` value pyannoteAI sends (base64), for the simulator and tests."""
-    return base64.b64encode(_pyannote_digest(raw_body, secret, str(timestamp))).decode()
-
-
 def _decode_signature(signature: str) -> bytes | None:
     value = signature.strip().removeprefix("v0=")
     if len(value) == 64:

@@ -1,6 +1,6 @@
 """Simulated chat completions: answers that follow the requested JSON schema, with realistic usage.
 
-A ``scryon_analysis`` request gets an analysis of the transcript in the prompt: the domain's sample
+A ``scryon_analysis`` request gets an analysis of the transcript in the prompt: the simulator's sample
 document for the shape (valid for any transcript), its prose replaced by what the transcript says —
 summary and outcome from its opening and closing lines, questions, decisions and action items from the
 lines that ask, agree or commit, each citing its segment and owned by its speaker — so two calls about
@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from scryon_dagster.domain.analysis.sample import build_sample_analysis
+from scryon_dagster.simulator.analysis_sample import build_sample_analysis
 
 ANALYSIS_SCHEMA_NAME = "scryon_analysis"
 _CALL_ID = re.compile(r"\bcallId\"?\s*[:=]\s*\"?([A-Za-z0-9_\-]+)")

@@ -11,20 +11,27 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
-from scryon_dagster.domain.calls import Direction
 from scryon_dagster.simulator.conversation import Conversation, Line, lay_out
 from scryon_dagster.simulator.synthesis import synthesize_wav
 
 DURATION_MATCH_TOLERANCE_SECONDS = 0.25
 
 
+class CallDirection(StrEnum):
+    """Who placed a sample call, spelt as the intake API's ``direction`` values."""
+
+    INCOMING = "INCOMING"
+    OUTGOING = "OUTGOING"
+
+
 @dataclass(frozen=True)
 class SampleCall:
     slug: str
     title: str
-    direction: Direction
+    direction: CallDirection
     contact_name: str | None
     phone_number: str | None
     user_display_name: str
@@ -58,7 +65,7 @@ SAMPLE_CALLS: tuple[SampleCall, ...] = (
     SampleCall(
         slug="greeting_by_name",
         title="Delivery schedule with Praveen",
-        direction=Direction.OUTGOING,
+        direction=CallDirection.OUTGOING,
         contact_name="Praveen Raman",
         phone_number="+12025550143",
         user_display_name="Alex Morgan",
@@ -77,7 +84,7 @@ SAMPLE_CALLS: tuple[SampleCall, ...] = (
     SampleCall(
         slug="self_introduction",
         title="Plan renewal",
-        direction=Direction.INCOMING,
+        direction=CallDirection.INCOMING,
         contact_name=None,
         phone_number="+12025550178",
         user_display_name="Alex Morgan",
@@ -97,7 +104,7 @@ SAMPLE_CALLS: tuple[SampleCall, ...] = (
     SampleCall(
         slug="answering_pattern",
         title="Tomorrow's client meeting",
-        direction=Direction.INCOMING,
+        direction=CallDirection.INCOMING,
         contact_name=None,
         phone_number=None,
         user_display_name="Alex Morgan",
@@ -115,7 +122,7 @@ SAMPLE_CALLS: tuple[SampleCall, ...] = (
     SampleCall(
         slug="voicemail",
         title="Voicemail",
-        direction=Direction.INCOMING,
+        direction=CallDirection.INCOMING,
         contact_name="Northwind Dental",
         phone_number="+12025550119",
         user_display_name="Alex Morgan",
@@ -133,7 +140,7 @@ SAMPLE_CALLS: tuple[SampleCall, ...] = (
     SampleCall(
         slug="three_party",
         title="Integration issue follow-up",
-        direction=Direction.OUTGOING,
+        direction=CallDirection.OUTGOING,
         contact_name="Maria Lopez",
         phone_number="+12025550161",
         user_display_name="Alex Morgan",
@@ -154,7 +161,7 @@ SAMPLE_CALLS: tuple[SampleCall, ...] = (
     SampleCall(
         slug="no_names",
         title="Order status",
-        direction=Direction.INCOMING,
+        direction=CallDirection.INCOMING,
         contact_name=None,
         phone_number="+12025550107",
         user_display_name="Alex Morgan",

@@ -30,7 +30,6 @@ from scryon_dagster.domain.analysis.prompt import (
     analysis_response_format,
     build_analysis_prompt,
 )
-from scryon_dagster.domain.analysis.sample import build_sample_analysis
 from scryon_dagster.domain.analysis.speaker_naming import (
     NAMING_SCHEMA_NAME,
     NamingWarning,
@@ -62,7 +61,6 @@ __all__ = [
     "apply_speaker_naming",
     "build_action_item_drafts",
     "build_analysis_prompt",
-    "build_sample_analysis",
     "build_sentiment_summary",
     "build_speaker_naming_prompt",
     "estimate_analysis_prompt_tokens",

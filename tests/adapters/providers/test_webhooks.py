@@ -1,4 +1,5 @@
-"""Signed Lemonfox callback URLs and pyannoteAI webhook signatures."""
+"""Signed Lemonfox callback URLs and pyannoteAI webhook signatures (signed by the simulator, which signs
+as pyannoteAI documents it, independently of the adapter that verifies)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ from scryon_dagster.adapters.webhooks import (
     WebhookVerificationError,
     build_signed_callback_url,
     key_id_for,
-    sign_pyannote_webhook,
     verify_callback_query,
     verify_pyannote_webhook,
 )
+from scryon_dagster.simulator.pyannote import sign_webhook as sign_pyannote_webhook
 
 CURRENT = "current-secret-0123456789abcdefghijklmnop"
 PREVIOUS = "previous-secret-0123456789abcdefghijklmno"

@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 from scryon_dagster.domain.analysis import (
     AnalysisInvalidOutput,
     apply_speaker_naming,
-    build_sample_analysis,
     validate_analysis_output,
 )
 from scryon_dagster.domain.transcript.models import Confidence, LabelSource, Role
+from scryon_dagster.simulator.analysis_sample import build_sample_analysis
 
 from .builders import speaker, transcript, two_party_transcript
 

@@ -8,11 +8,11 @@ import pytest
 
 from scryon_dagster.domain.analysis import (
     build_action_item_drafts,
-    build_sample_analysis,
     build_sentiment_summary,
     validate_analysis_output,
 )
 from scryon_dagster.domain.transcript.models import Role
+from scryon_dagster.simulator.analysis_sample import build_sample_analysis
 
 from .builders import speaker, transcript
 

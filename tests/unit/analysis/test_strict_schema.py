@@ -12,13 +12,13 @@ from pydantic import Field
 from scryon_dagster.domain.analysis import (
     Analysis,
     analysis_response_format,
-    build_sample_analysis,
     speaker_naming_response_format,
     strict_json_schema,
 )
 from scryon_dagster.domain.analysis.contract import ContractModel, StrictOutputError, decode_strict_output
 from scryon_dagster.domain.analysis.models import ActionItem, DiscussionPoint
 from scryon_dagster.domain.analysis.speaker_naming import SpeakerNamingAnswer
+from scryon_dagster.simulator.analysis_sample import build_sample_analysis
 
 from .builders import load_fixture, without_key
 

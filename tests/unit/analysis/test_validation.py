@@ -10,10 +10,10 @@ import pytest
 from scryon_dagster.domain.analysis import (
     AnalysisInvalidOutput,
     StrictOutputFailure,
-    build_sample_analysis,
     validate_analysis_output,
 )
 from scryon_dagster.domain.calls import ErrorCode
+from scryon_dagster.simulator.analysis_sample import build_sample_analysis
 
 from .builders import two_party_transcript, with_changes, without_key
 

@@ -1,9 +1,11 @@
-"""A realistic, schema-valid analysis answer for any transcript — the provider simulator's reply.
+"""A realistic, schema-valid analysis answer for any transcript: the simulated LLM's reply.
 
+Written from the analysis JSON shape in the spec (schema v3), not from the product's models, so a
+drift between what the product validates and what the simulator answers fails a test
+(tests/unit/analysis/test_sample.py validates it with the product's validation).
 Deterministic: the same ids always give the same document. The scenario is chosen from the call id,
 citations only use the given segment ids (spread over the call: opening, middle, closing) and owners
-only the given speaker ids, so the document passes ``validate_analysis_output`` for that transcript.
-Nothing in it is derived from transcript text.
+only the given speaker ids. Nothing in it is derived from transcript text.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from scryon_dagster.domain.analysis.models import CURRENT_SCHEMA_VERSION
+ANALYSIS_SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ def build_sample_analysis(segment_ids: list[str], speaker_ids: list[str], call_i
     other = speaker_ids[1] if len(speaker_ids) > 1 else owner
     subject = scenario.email_task[2]
     return {
-        "schemaVersion": CURRENT_SCHEMA_VERSION,
+        "schemaVersion": ANALYSIS_SCHEMA_VERSION,
         "callType": scenario.call_type,
         "suggestedTitle": scenario.title,
         "oneLineSummary": scenario.one_line,
