@@ -7,7 +7,7 @@ simulator's ``realistic`` profile, one call at a time; then a batch of one-hour 
 Per call: whether preprocessing was done (AUDIO_PREPROCESSED COMPLETED, not fallen back) and how long it
 took, the CPU seconds of the Dagster process tree (ffmpeg included) while the call ran, the run worker's
 peak RSS, enqueue → terminal (COMPLETED, or FAILED with its code) and the stage trail. For the batch: the
-run workers' peak RSS against ``SCRYON_BATCH_AUDIO_MEMORY_MB`` and the calls' outcomes. Each recording is
+run workers' peak RSS against ``SCRYON_RUN_WORKER_MEMORY_MB`` and the calls' outcomes. Each recording is
 a sample looped to length and encoded with the ffmpeg of the ``imageio-ffmpeg`` wheel (AAC, 32 kbit/s,
 about 14 MB an hour, like the issue's 15-MB hour). Pyannote is on: diarization runs as its guard
 (``SCRYON_DIARIZATION_MAX_AUDIO_MINUTES``) decides.
@@ -40,6 +40,8 @@ from _harness import (
     wait_for_runs_to_exit,
     wait_until_terminal,
 )
+
+from scryon_dagster.settings import Settings
 
 AAC_BITRATE = "32k"
 MIB = 2**20
@@ -108,7 +110,9 @@ def one_long_call(system: CallSystem, dagster_pid: int, index: int, minutes: flo
     }
 
 
-def batch(system: CallSystem, dagster_pid: int, count: int, minutes: float, timeout: float) -> dict[str, Any]:
+def batch(
+    system: CallSystem, dagster_pid: int, count: int, minutes: float, timeout: float, memory_setting_mb: int
+) -> dict[str, Any]:
     recordings = [long_recording(system, index, minutes) for index in range(min(count, len(system.samples)))]
     meter = Meter({"dagster": dagster_pid}).start()
     with cost_window({"dagster": dagster_pid}) as cpu:
@@ -125,6 +129,7 @@ def batch(system: CallSystem, dagster_pid: int, count: int, minutes: float, time
         "statuses": status_counts(system.db, call_ids),
         "enqueue_to_all_terminal_s": round(window, 1),
         "run_worker_peak_rss_mb": round(meter.peak_rss_by_role.get("run_worker", 0) / MIB),
+        "run_worker_memory_setting_mb": memory_setting_mb,
         "dagster_tree_peak_rss_mb": round(meter.peak_rss.get("dagster", 0) / MIB),
         "dagster_cpu_s": cpu["dagster"],
         "machine_busy_cpu_s": cpu["machine_busy"],
@@ -168,7 +173,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             one_long_call(system, pid, index, minutes, args.timeout) for index, minutes in enumerate(args.minutes)
         ]
         if args.batch_calls > 0:
-            result["batch"] = batch(system, pid, args.batch_calls, args.batch_minutes, args.timeout)
+            memory_setting_mb = int(
+                overrides.get("SCRYON_RUN_WORKER_MEMORY_MB")
+                or Settings.model_fields["scryon_run_worker_memory_mb"].get_default()
+            )
+            result["batch"] = batch(system, pid, args.batch_calls, args.batch_minutes, args.timeout, memory_setting_mb)
     return result
 
 

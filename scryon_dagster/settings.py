@@ -195,7 +195,9 @@ class Settings(BaseSettings):
     scryon_batch_executor: BatchExecutor = BatchExecutor.IN_PROCESS
     scryon_celery_broker_url: SecretStr | None = None
     """The Celery broker (RabbitMQ: pyamqp://user:password@host:5672//) when SCRYON_BATCH_EXECUTOR=celery."""
-    scryon_batch_audio_memory_mb: int = Field(1536, gt=0)
+    scryon_run_worker_memory_mb: int = Field(2048, gt=256)
+    """A run worker's resident memory to stay within: what it holds before any call (256 MB reserved) plus the
+    estimated memory of its calls in flight; calls past it wait for room, a single larger call runs alone."""
     """Audio a run worker holds at once (recordings and their decoded copies); calls past it wait."""
     scryon_max_unstarted_pickups: int = Field(5, gt=0, le=100)
     """Claims in a row whose run never starts a call before that call fails (launch_failed)."""

@@ -1,9 +1,11 @@
 """A run worker's memory budget: each call holds an estimate of what it keeps in memory (its recording,
 the decoded copies and the provider outputs while its audio stages run; its transcript and analysis after),
-and a call waits when the batch's calls in flight would hold more than the budget together."""
+and a call waits when the batch's calls in flight would hold more than the budget together: the worker's
+memory setting less what the worker holds before any call."""
 
 from __future__ import annotations
 
+import ctypes
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +13,8 @@ from contextlib import contextmanager
 from scryon_dagster.settings import Settings
 
 MIB = 1024 * 1024
+# what a run worker holds before any call (Python, Dagster, the libraries): ~180 MB measured, with room
+RUN_WORKER_BASE_MB = 256
 # 16-bit mono PCM at the providers' 16 kHz: what one second of a decoded variant weighs
 DECODED_BYTES_PER_SECOND = 16_000 * 2
 # the stored recording, its decoded copy inside ffmpeg's output buffer and the preprocessed upload
@@ -21,18 +25,56 @@ TRANSCRIPT_BYTES_PER_SECOND = 2_000
 CALL_BASE_BYTES = 4 * MIB
 
 
-def call_footprint(duration_seconds: float | None, *, stored_audio_bytes: int | None) -> int:
-    """What a call holds at its peak: with ``stored_audio_bytes`` while its audio stages run (the recording
-    and its decoded copies on top), without (None) once they are over."""
+def call_footprint(
+    duration_seconds: float | None,
+    *,
+    stored_audio_bytes: int | None = None,
+    provider_inputs: tuple[bytes, bytes | None] | None = None,
+) -> int:
+    """What a call holds at its peak: its transcript and analysis, plus, while its audio is decoded, the
+    recording (``stored_audio_bytes``) and its decoded copies, or once it is decoded, the providers' inputs
+    (``provider_inputs``: transcription's and diarization's, one buffer when they are the same)."""
     seconds = duration_seconds or 0
-    transcript = CALL_BASE_BYTES + int(seconds * TRANSCRIPT_BYTES_PER_SECOND)
-    if stored_audio_bytes is None:
-        return transcript
-    return transcript + stored_audio_bytes + int(seconds * DECODED_BYTES_PER_SECOND * DECODED_COPIES)
+    footprint = CALL_BASE_BYTES + int(seconds * TRANSCRIPT_BYTES_PER_SECOND)
+    if stored_audio_bytes is not None:
+        footprint += stored_audio_bytes + int(seconds * DECODED_BYTES_PER_SECOND * DECODED_COPIES)
+    if provider_inputs is not None:
+        transcription, diarization = provider_inputs
+        footprint += len(transcription) + (len(diarization) if diarization and diarization is not transcription else 0)
+    return footprint
 
 
 def batch_memory_budget(settings: Settings) -> MemoryBudget:
-    return MemoryBudget(settings.scryon_batch_audio_memory_mb * MIB)
+    """The run worker's budget for its calls; large buffers are set to go back to the system when freed,
+    so that what the budget gives back is also what the worker's resident memory loses."""
+    _return_large_buffers_to_the_system()
+    return MemoryBudget((settings.scryon_run_worker_memory_mb - RUN_WORKER_BASE_MB) * MIB)
+
+
+# glibc's mallopt parameter: allocations from this size get their own mapping, unmapped when freed
+_M_MMAP_THRESHOLD = -3
+_MMAP_THRESHOLD_BYTES = 1 * MIB
+
+
+def _glibc() -> ctypes.CDLL | None:
+    libc = ctypes.CDLL(None)
+    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+
+
+_LIBC = _glibc()
+
+
+def _return_large_buffers_to_the_system() -> None:
+    # glibc raises its mapping threshold to the largest buffer freed so far (up to 32 MiB): a decoded call's
+    # buffers then come from the heap, and the heap keeps their pages after they are freed, call after call.
+    if _LIBC is not None:
+        _LIBC.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
+
+
+def _trim_heap() -> None:
+    """Hand the heap's free pages back to the system (what smaller buffers left behind)."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
 
 
 class MemoryHold:
@@ -78,6 +120,7 @@ class MemoryBudget:
             self._give_back(held.size)
 
     def _give_back(self, size: int) -> None:
+        _trim_heap()
         with self._changed:
             self._held -= size
             self._changed.notify_all()

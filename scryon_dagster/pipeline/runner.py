@@ -33,7 +33,7 @@ from scryon_dagster.domain.provider_outputs import Diarization, Identification, 
 from scryon_dagster.domain.storage_keys import artifact_key
 from scryon_dagster.pipeline.analysis_stage import reuse_stored_analysis, run_analysis
 from scryon_dagster.pipeline.callbacks import RESUME_SELECTION, CallbackSigner
-from scryon_dagster.pipeline.memory import batch_memory_budget, call_footprint
+from scryon_dagster.pipeline.memory import MemoryHold, batch_memory_budget, call_footprint
 from scryon_dagster.pipeline.outcomes import CallOutcome, MetadataValue, PipelineAsset, StageSelection
 from scryon_dagster.pipeline.settle import Settlement, settle_failure
 from scryon_dagster.pipeline.spend import record_diarization_cost, record_transcription_cost
@@ -257,7 +257,7 @@ class CallPipeline:
         audio_stages = {PipelineAsset.DIARIZATION, PipelineAsset.RAW_TRANSCRIPT} & selection.assets - set(materialized)
         with self.memory.hold(self._memory_footprint(work, with_audio=bool(audio_stages))) as held:
             if audio_stages:
-                materialized.update(self._audio_stages(work, audio_stages, diarizers))
+                materialized.update(self._audio_stages(work, audio_stages, diarizers, held))
                 work.audio = None  # the decoded audio goes before its share of the budget is given back
                 held.shrink(self._memory_footprint(work, with_audio=False))
                 if work.awaiting_callback:
@@ -281,7 +281,7 @@ class CallPipeline:
         return materialized
 
     def _audio_stages(
-        self, work: CallWork, audio_stages: set[PipelineAsset], diarizers: ThreadPoolExecutor
+        self, work: CallWork, audio_stages: set[PipelineAsset], diarizers: ThreadPoolExecutor, held: MemoryHold
     ) -> dict[PipelineAsset, dict[str, MetadataValue]]:
         """Diarization ∥ transcription (or its callback submission) from the preprocessed recording."""
         materialized: dict[PipelineAsset, dict[str, MetadataValue]] = {}
@@ -295,6 +295,12 @@ class CallPipeline:
             transcribing=PipelineAsset.RAW_TRANSCRIPT in audio_stages,
         )
         del original  # only the provider inputs are needed from here
+        held.shrink(
+            call_footprint(
+                work.audio_seconds,
+                provider_inputs=(work.audio.transcription_audio, work.audio.diarization_audio),
+            )
+        )
         diarized: Future[dict[str, MetadataValue] | None] | None = None
         if PipelineAsset.DIARIZATION in audio_stages:
             diarized = diarizers.submit(self._diarize, work)

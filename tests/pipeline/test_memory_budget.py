@@ -10,7 +10,7 @@ import pytest
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.adapters.object_store import ObjectStore
 from scryon_dagster.domain.calls import ArtifactType
-from scryon_dagster.pipeline.memory import MemoryBudget, call_footprint
+from scryon_dagster.pipeline.memory import RUN_WORKER_BASE_MB, MemoryBudget, call_footprint
 from scryon_dagster.pipeline.runner import build_call_pipeline
 from scryon_dagster.settings import load_settings
 from tests.fixtures.pipeline import Enqueue
@@ -48,10 +48,13 @@ def test_a_budget_must_be_positive() -> None:
         MemoryBudget(0)
 
 
-def test_a_calls_footprint_grows_with_its_audio_and_shrinks_once_its_audio_stages_end() -> None:
+def test_a_calls_footprint_grows_with_its_audio_and_shrinks_as_its_audio_stages_let_go() -> None:
     short, long = (call_footprint(seconds, stored_audio_bytes=1_000) for seconds in (60.0, 3600.0))
-    assert long > short > call_footprint(60.0, stored_audio_bytes=None) > 0
-    assert call_footprint(3600.0, stored_audio_bytes=1_000) > call_footprint(3600.0, stored_audio_bytes=None)
+    assert long > short > call_footprint(60.0) > 0
+    decoded = bytes(3600 * 32_000)
+    shared = call_footprint(3600.0, provider_inputs=(decoded, decoded))  # one buffer for both providers
+    assert long > call_footprint(3600.0, provider_inputs=(decoded, bytes(10))) > shared > call_footprint(3600.0)
+    assert shared == call_footprint(3600.0, provider_inputs=(decoded, None))
     assert call_footprint(None, stored_audio_bytes=1_000) == call_footprint(0.0, stored_audio_bytes=1_000)
 
 
@@ -71,7 +74,8 @@ def test_a_batch_over_the_budget_completes_with_its_audio_held_within_it(
         )
         for call_id in call_ids
     ]
-    monkeypatch.setenv("SCRYON_BATCH_AUDIO_MEMORY_MB", "12")  # room for one or two sample calls at a time
+    # room for one or two sample calls at a time beside what the worker holds before any call
+    monkeypatch.setenv("SCRYON_RUN_WORKER_MEMORY_MB", str(RUN_WORKER_BASE_MB + 12))
     pipeline = build_call_pipeline(load_settings(), db, store)
     try:
         outcomes = run(pipeline, call_ids)
@@ -79,5 +83,5 @@ def test_a_batch_over_the_budget_completes_with_its_audio_held_within_it(
         pipeline.close()
 
     assert all(outcome.succeeded for outcome in outcomes.values())
-    assert pipeline.memory.peak <= max(12 * 1024 * 1024, max(footprints))
-    assert sum(footprints) > 12 * 1024 * 1024  # the budget did hold calls back
+    assert pipeline.memory.peak <= max(pipeline.memory.capacity, max(footprints))
+    assert sum(footprints) > pipeline.memory.capacity  # the budget did hold calls back
