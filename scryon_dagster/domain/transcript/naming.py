@@ -1,6 +1,9 @@
 """Speaker naming: the deterministic evidence ladder of system.md §6 (rules 1-9; rule 10, LLM naming, lives
 with the analysis).
 
+(One module over 400 lines because the rules are one ladder: each reads and updates the same ``_Ladder``
+in a fixed order; the text patterns they use live in ``evidence``.)
+
 Rules run strongest first. Each one only touches speakers no earlier rule resolved, never downgrades, and
 stamps ``labelSource`` and ``confidence``:
 

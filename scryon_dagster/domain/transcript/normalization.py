@@ -32,12 +32,13 @@ from __future__ import annotations
 
 import difflib
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from itertools import pairwise
 
 from scryon_dagster.domain.transcript.aligned import AlignedTranscript, AlignedWord
+from scryon_dagster.domain.transcript.bubbles import Bubble, SpeakerKey, split_turn
 from scryon_dagster.domain.transcript.cleanup import collapse_repetitions, strip_non_speech
 from scryon_dagster.domain.transcript.language import language_code
 from scryon_dagster.domain.transcript.models import (
@@ -58,16 +59,11 @@ from scryon_dagster.domain.transcript.rendering import (
 )
 from scryon_dagster.domain.transcript.tokens import (
     Token,
-    ends_clause,
-    ends_sentence,
     interpolate_tokens,
-    join_tokens,
-    mean_confidence,
     split_text,
 )
 from scryon_dagster.domain.transcript.versions import ALIGNMENT_VERSION, NORMALIZATION_VERSION, SCHEMA_VERSION
 
-BUBBLE_MAX_CHARS = 200
 MERGE_MAX_GAP_SECONDS = 3.0
 FRAGMENT_MAX_WORDS = 4
 NEAR_DUPLICATE_MIN_SIMILARITY = 0.9
@@ -75,9 +71,6 @@ NEAR_DUPLICATE_MIN_WORDS = 4
 DUPLICATE_MIN_OVERLAP_SHARE = 0.5
 # Convergence takes two rounds in practice; the bound only guards against a bug looping forever.
 MAX_ROUNDS = 16
-
-SpeakerKey = str | None
-"""Who a piece belongs to before canonical ids exist: the provider's speaker id (or a stored speakerId)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,15 +94,6 @@ class _Piece:
     start: float
     end: float
     tokens: list[Token]
-
-
-@dataclass(frozen=True, slots=True)
-class _Bubble:
-    speaker: SpeakerKey
-    start: float
-    end: float
-    text: str
-    confidence: float | None
 
 
 def normalize(
@@ -200,11 +184,11 @@ def _speaker_runs(words: Sequence[AlignedWord]) -> list[tuple[SpeakerKey, list[T
     return runs
 
 
-def _first_appearance(bubbles: list[_Bubble]) -> list[SpeakerKey]:
+def _first_appearance(bubbles: list[Bubble]) -> list[SpeakerKey]:
     return list(dict.fromkeys(bubble.speaker for bubble in bubbles))
 
 
-def _segments(bubbles: list[_Bubble], speaker_ids: dict[SpeakerKey, str]) -> list[TranscriptSegment]:
+def _segments(bubbles: list[Bubble], speaker_ids: dict[SpeakerKey, str]) -> list[TranscriptSegment]:
     # Speaker fields are placeholders here: ``with_speakers`` derives them from the speaker records.
     return [
         TranscriptSegment(
@@ -245,7 +229,7 @@ def _iso_utc(moment: datetime) -> str:
 # The rounds
 
 
-def _normalize_to_fixed_point(pieces: list[_Piece], *, from_provider: bool) -> list[_Bubble]:
+def _normalize_to_fixed_point(pieces: list[_Piece], *, from_provider: bool) -> list[Bubble]:
     """Rounds until stable. Near-duplicate removal only runs on the provider's own segments: a bubble
     boundary is not a segment boundary, and two bubbles of one turn may legitimately read alike."""
     bubbles = _normalize_round(pieces, deduplicate=from_provider)
@@ -257,7 +241,7 @@ def _normalize_to_fixed_point(pieces: list[_Piece], *, from_provider: bool) -> l
     return bubbles
 
 
-def _pieces_from_bubbles(bubbles: list[_Bubble]) -> list[_Piece]:
+def _pieces_from_bubbles(bubbles: list[Bubble]) -> list[_Piece]:
     return [
         _Piece(
             bubble.speaker,
@@ -269,7 +253,7 @@ def _pieces_from_bubbles(bubbles: list[_Bubble]) -> list[_Piece]:
     ]
 
 
-def _normalize_round(pieces: list[_Piece], *, deduplicate: bool) -> list[_Bubble]:
+def _normalize_round(pieces: list[_Piece], *, deduplicate: bool) -> list[Bubble]:
     cleaned = [strip_non_speech(piece.tokens) for piece in pieces]
     masked = mask_phone_numbers(cleaned)
     speaking = [
@@ -287,7 +271,7 @@ def _normalize_round(pieces: list[_Piece], *, deduplicate: bool) -> list[_Bubble
         bubble
         for turn, tokens in zip(turns, turn_tokens, strict=True)
         if _has_words(tokens)
-        for bubble in _split_turn(replace(turn, tokens=tokens))
+        for bubble in split_turn(turn.speaker, turn.start, turn.end, tokens)
     ]
 
 
@@ -387,79 +371,3 @@ def _clean_turn(tokens: list[Token]) -> list[Token]:
         if cleaned is current or [token.text for token in cleaned] == [token.text for token in current]:
             return cleaned
         current = cleaned
-
-
-# ---------------------------------------------------------------------------------------------------
-# Bubbles
-
-
-def _split_turn(turn: _Piece) -> list[_Bubble]:
-    groups = _pack(_units(turn.tokens))
-    boundaries = [turn.start]
-    for group in groups[1:]:
-        boundaries.append(min(max(group[0].start, boundaries[-1]), turn.end))
-    boundaries.append(turn.end)
-    rounded = [round(boundary, 3) for boundary in boundaries]
-    return [
-        _Bubble(turn.speaker, rounded[k], rounded[k + 1], join_tokens(group), mean_confidence(group))
-        for k, group in enumerate(groups)
-    ]
-
-
-def _length(tokens: list[Token]) -> int:
-    return len(join_tokens(tokens))
-
-
-def _units(tokens: list[Token]) -> list[list[Token]]:
-    """Sentences, with any sentence too long for one bubble cut into clauses, words or characters."""
-    units: list[list[Token]] = []
-    for sentence in _split_after(tokens, ends_sentence):
-        if _length(sentence) <= BUBBLE_MAX_CHARS:
-            units.append(sentence)
-            continue
-        for clause in _split_after(sentence, ends_clause):
-            if _length(clause) <= BUBBLE_MAX_CHARS:
-                units.append(clause)
-                continue
-            for token in clause:
-                units.extend([chunk] for chunk in _hard_split(token))
-    return units
-
-
-def _split_after(tokens: list[Token], is_end: Callable[[str], bool]) -> list[list[Token]]:
-    parts: list[list[Token]] = [[]]
-    for token in tokens:
-        parts[-1].append(token)
-        if is_end(token.text):
-            parts.append([])
-    return [part for part in parts if part]
-
-
-def _hard_split(token: Token) -> list[Token]:
-    """A token longer than a bubble (unspaced script) cut into bubble-sized chunks joined without spaces."""
-    if len(token.text) <= BUBBLE_MAX_CHARS:
-        return [token]
-    chunks = [token.text[i : i + BUBBLE_MAX_CHARS] for i in range(0, len(token.text), BUBBLE_MAX_CHARS)]
-    span = token.end - token.start
-    result: list[Token] = []
-    for index, chunk in enumerate(chunks):
-        offset = index * BUBBLE_MAX_CHARS
-        start = token.start + span * offset / len(token.text)
-        end = token.start + span * (offset + len(chunk)) / len(token.text)
-        result.append(Token(chunk, start, end, token.confidence, token.space_before if index == 0 else False))
-    return result
-
-
-def _pack(units: list[list[Token]]) -> list[list[Token]]:
-    groups: list[list[Token]] = []
-    length = 0
-    for unit in units:
-        unit_length = _length(unit)
-        joiner = 1 if unit[0].space_before else 0
-        if groups and length + joiner + unit_length <= BUBBLE_MAX_CHARS:
-            groups[-1].extend(unit)
-            length += joiner + unit_length
-        else:
-            groups.append(list(unit))
-            length = unit_length
-    return groups

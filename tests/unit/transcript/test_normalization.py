@@ -20,8 +20,8 @@ from scryon_dagster.domain.transcript import (
     normalize,
     renormalize,
 )
+from scryon_dagster.domain.transcript.bubbles import BUBBLE_MAX_CHARS
 from scryon_dagster.domain.transcript.models import Confidence
-from scryon_dagster.domain.transcript.normalization import BUBBLE_MAX_CHARS
 from tests.unit.transcript.builders import CALL_ID, CREATED_AT, PROVENANCE, diarization, normalized, raw_segment
 
 

@@ -22,7 +22,7 @@ from scryon_dagster.domain.transcript import (
     renormalize,
     resolve_speakers,
 )
-from scryon_dagster.domain.transcript.normalization import BUBBLE_MAX_CHARS
+from scryon_dagster.domain.transcript.bubbles import BUBBLE_MAX_CHARS
 from scryon_dagster.domain.transcript.tokens import token_key
 from tests.unit.transcript.builders import CALL_ID, CREATED_AT, PROVENANCE
 
