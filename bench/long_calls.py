@@ -70,18 +70,25 @@ def stage_trail(system: CallSystem, call_id: UUID) -> list[str]:
 
 
 def preprocessing(system: CallSystem, call_id: UUID) -> dict[str, Any]:
+    """ffmpeg's stage (done or fallen back, and how long it took) and the fallback to the recording as
+    uploaded that a WAV over Lemonfox's upload limit takes after it (an event of its own, without a duration)."""
     rows = system.db.query(
         "SELECT status, error_code, duration_ms FROM call_processing_events "
-        "WHERE call_id = %s AND stage = 'AUDIO_PREPROCESSED' AND status <> 'STARTED'",
+        "WHERE call_id = %s AND stage = 'AUDIO_PREPROCESSED' AND status <> 'STARTED' ORDER BY created_at, id",
         (call_id,),
     )
-    if not rows:
-        return {"done": False, "why": "no AUDIO_PREPROCESSED event"}
-    row = rows[-1]
+    stage = next((row for row in rows if row["duration_ms"] is not None), None)
+    if stage is None:
+        return {"done": False, "why": "no AUDIO_PREPROCESSED stage event"}
     return {
-        "done": row["status"] == "COMPLETED",
-        "fallback_reason": row["error_code"],
-        "seconds": None if row["duration_ms"] is None else round(row["duration_ms"] / 1000, 1),
+        "done": stage["status"] == "COMPLETED" and stage["error_code"] is None,
+        "fallback_reason": stage["error_code"],
+        "seconds": round(stage["duration_ms"] / 1000, 1),
+        "transcribed_from": (
+            "recording_as_uploaded"
+            if stage["error_code"] or any(row["duration_ms"] is None and row["error_code"] for row in rows)
+            else "preprocessed_wav"
+        ),
     }
 
 
@@ -107,6 +114,7 @@ def one_long_call(system: CallSystem, dagster_pid: int, index: int, minutes: flo
         "dagster_cpu_s_by_role": meter.cpu_by_role(),
         "run_worker_peak_rss_mb": round(meter.peak_rss_by_role.get("run_worker", 0) / MIB),
         "stages": stage_trail(system, call_id),
+        "stages_s": stage_durations(system.db, [call_id]),
     }
 
 
