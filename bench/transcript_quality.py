@@ -1,21 +1,26 @@
 """Transcript speaker attribution per rendering, and normalization speed, on synthetic, seeded calls.
 
-Ground truth: conversations of known speakers with true word times. From each, the script derives what
-the providers would return — Whisper-like segments that straddle speaker changes, padded segment ends,
-jittered word times, some words without timestamps — and a noisy pyannote diarization: every voice's
-turns with jittered boundaries, some turns given to a random speaker, some short turns missed, short
-spurious "fragment" speakers; exclusive turns derived from them, the newest voice winning where two
-overlap. Two noise levels (``NOISE``): harsh (the first measurements' model) and moderate.
+Ground truth: conversations of known speakers with true word times, in the order a transcript writes
+them (sentence after sentence). From each, the script derives what the providers would return —
+Whisper-like segments that straddle speaker changes, padded segment ends, jittered word times that are
+monotonic like Whisper's (a reply written after the words it overlapped is pushed behind them), some
+words without timestamps — and a noisy pyannote diarization: every voice's turns with jittered
+boundaries, some turns given to a random speaker, some short turns missed, short spurious "fragment"
+speakers; exclusive turns derived from them as pyannote does (the voice actually speaking where turns
+overlap, a random hand-over in double talk). Two noise levels (``NOISE``): harsh (the first measurements'
+model) and moderate.
 
 Renderings (each its own calls):
 * punctuated — two speakers, Whisper's punctuation in the text and the words;
 * unpunctuated — the same kind of calls with no punctuation and no capitals at all;
 * backchannels — the listener drops "yeah", "mm-hm", "right"... into the speaker's sentences;
-* overlap — replies start 0.2-0.8 s before the other speaker finishes (words interleave in time);
+* overlap — replies start 0.2-0.8 s before the other speaker finishes (never before the middle of the turn
+  they answer);
 * three speakers — three-party calls with frequent changes of speaker.
 The last three alternate punctuated and unpunctuated calls.
 
-For each it reports the share of words attributed to their true speaker by
+For each it reports the share of words whose true speaker diarization heard within 0.5 s of them (the
+ceiling of attribution by time), and the share attributed to their true speaker by
 * the segment-level baseline (each segment goes wholly to the speaker overlapping it most),
 * word-level max overlap (each word, with the times ``align`` gives it, to the speaker overlapping it most),
 * ours: ``build_transcript``, the chain the pipeline ships (align + normalize + resolve_speakers),
@@ -30,6 +35,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import difflib
+import math
 import os
 import platform
 import random
@@ -60,6 +66,8 @@ _CONTEXT = SpeakerContext("Praveen Kumar", "Ravi Shankar", "+1 555 123 4567", Di
 _SPEAKERS = ("SPEAKER_00", "SPEAKER_01", "SPEAKER_02")
 _FRAGMENT_SPEAKER = "SPEAKER_09"
 _SAME_TURN_MAX_GAP_SECONDS = 0.6
+_NEARBY_SECONDS = 0.5
+_WHISPER_FRAME_SECONDS = 0.02  # the resolution of Whisper's word timestamps
 
 
 @dataclass(frozen=True)
@@ -99,12 +107,16 @@ RENDERINGS = (
 
 
 def conversation(rng: random.Random, duration_seconds: float, rendering: Rendering) -> list[TrueWord]:
-    """True words in order of start time."""
+    """True words in the order a transcript writes them: sentence after sentence, so where two voices
+    overlap, the words of the voice already talking come first and the reply after them (Whisper decodes
+    one stream of text; it does not interleave two speakers word by word)."""
     words: list[TrueWord] = []
     clock = rng.uniform(0.2, 1.0)
     speaker = _SPEAKERS[0]
+    last_end: dict[str, float] = {}
     while clock < duration_seconds:
         listener = _next_speaker(rng, speaker, rendering.speaker_count)
+        turn_start = clock
         for _ in range(rng.choice((1, 1, 1, 2, 2, 3))):  # sentences in this turn
             length = rng.choice((1, 2, 3)) if rng.random() < 0.25 else rng.randint(4, 16)
             backchannel_at = (
@@ -130,13 +142,19 @@ def conversation(rng: random.Random, duration_seconds: float, rendering: Renderi
                 words.append(TrueWord(text, clock, clock + span, speaker, last))
                 clock += span + rng.uniform(0.02, 0.14)
             clock += rng.uniform(0.1, 0.5)
+        last_end[speaker] = words[-1].end
         speaker = listener
         if rendering.overlapping_replies:
-            clock = words[-1].end - rng.uniform(0.2, 0.8)
+            # A reply answers what it has heard: it starts over the end of the turn, not before the turn's
+            # middle, and never before the replier's own previous words are over.
+            clock = max(
+                words[-1].end - rng.uniform(0.2, 0.8),
+                (turn_start + words[-1].end) / 2,
+                last_end.get(speaker, 0.0) + rng.uniform(0.05, 0.3),
+            )
         else:
             clock += rng.uniform(-0.15, 0.9)  # quick replies sometimes start a little early
             clock = max(clock, words[-1].end + 0.01)
-    words.sort(key=lambda word: word.start)
     return words
 
 
@@ -151,16 +169,17 @@ def _as_heard(word: TrueWord, punctuated: bool) -> str:
 
 def whisper_output(rng: random.Random, words: list[TrueWord], *, punctuated: bool) -> dict[str, Any]:
     """Segments cut on sentence ends by elapsed time, regardless of who speaks: many straddle a change."""
+    times = _word_timestamps(rng, words)
     segments: list[dict[str, Any]] = []
-    current: list[TrueWord] = []
+    current: list[int] = []
     target = rng.uniform(3.0, 10.0)
-    for word in words:
-        current.append(word)
-        if word.ends_sentence and current[-1].end - current[0].start >= target:
-            segments.append(_segment(rng, len(segments), current, punctuated))
+    for position, word in enumerate(words):
+        current.append(position)
+        if word.ends_sentence and word.end - words[current[0]].start >= target:
+            segments.append(_segment(rng, len(segments), words, times, current, punctuated))
             current, target = [], rng.uniform(3.0, 10.0)
     if current:
-        segments.append(_segment(rng, len(segments), current, punctuated))
+        segments.append(_segment(rng, len(segments), words, times, current, punctuated))
     return {
         "task": "transcribe",
         "language": "english",
@@ -170,19 +189,47 @@ def whisper_output(rng: random.Random, words: list[TrueWord], *, punctuated: boo
     }
 
 
-def _segment(rng: random.Random, index: int, words: list[TrueWord], punctuated: bool) -> dict[str, Any]:
-    provider_words = []
+def _word_timestamps(rng: random.Random, words: list[TrueWord]) -> list[tuple[float, float] | None]:
+    """Whisper-like word times: the true times jittered (sigma 0.06 s), 5 % of words without any, and
+    monotonic like the DTW alignment Whisper derives them from — a word never starts before the previous
+    one ends, so where two voices overlap the later-written voice's words are pushed past the earlier
+    one's."""
+    times: list[tuple[float, float] | None] = []
+    previous_end = 0.0
     for word in words:
-        entry: dict[str, Any] = {"word": _as_heard(word, punctuated)}
-        if rng.random() >= 0.05:  # 5 % of words come without timestamps
-            entry["start"] = round(max(0.0, word.start + rng.gauss(0, 0.06)), 3)
-            entry["end"] = round(max(entry["start"], word.end + rng.gauss(0, 0.06)), 3)
+        if rng.random() < 0.05:
+            times.append(None)
+            continue
+        start = round(max(word.start + rng.gauss(0, 0.06), previous_end), 3)
+        end = round(max(word.end + rng.gauss(0, 0.06), start + _WHISPER_FRAME_SECONDS), 3)
+        times.append((start, end))
+        previous_end = end
+    return times
+
+
+def _segment(
+    rng: random.Random,
+    index: int,
+    words: list[TrueWord],
+    times: list[tuple[float, float] | None],
+    positions: list[int],
+    punctuated: bool,
+) -> dict[str, Any]:
+    provider_words = []
+    for position in positions:
+        entry: dict[str, Any] = {"word": _as_heard(words[position], punctuated)}
+        timed = times[position]
+        if timed is not None:
+            entry["start"], entry["end"] = timed
         provider_words.append(entry)
+    timed_spans = [times[p] for p in positions if times[p] is not None] or [
+        (words[positions[0]].start, words[positions[-1]].end)
+    ]
     return {
         "id": index,
-        "start": round(max(0.0, words[0].start - rng.uniform(0.0, 0.3)), 3),
-        "end": round(max(word.end for word in words) + rng.uniform(0.1, 0.6), 3),  # Whisper pads segment ends
-        "text": " " + " ".join(_as_heard(word, punctuated) for word in words),
+        "start": round(max(0.0, timed_spans[0][0] - rng.uniform(0.0, 0.3)), 3),
+        "end": round(max(end for _, end in timed_spans) + rng.uniform(0.1, 0.6), 3),  # Whisper pads segment ends
+        "text": " " + " ".join(_as_heard(words[position], punctuated) for position in positions),
         "speaker": None,
         "words": provider_words,
     }
@@ -210,7 +257,7 @@ NOISE = {
 
 def diarization_output(rng: random.Random, words: list[TrueWord], noise: DiarizationNoise) -> dict[str, Any]:
     voices: dict[str, list[list[float]]] = {}
-    for word in words:
+    for word in sorted(words, key=lambda word: word.start):
         spans = voices.setdefault(word.speaker, [])
         if spans and word.start - spans[-1][1] < _SAME_TURN_MAX_GAP_SECONDS:
             spans[-1][1] = max(spans[-1][1], word.end)
@@ -218,12 +265,11 @@ def diarization_output(rng: random.Random, words: list[TrueWord], noise: Diariza
             spans.append([word.start, word.end])
     turns = sorted(((speaker, a, b) for speaker, spans in voices.items() for a, b in spans), key=lambda t: t[1])
     speakers = sorted(voices)
-    noisy: list[tuple[str, float, float]] = []
-    for speaker, start, end in turns:
+    noisy: list[_NoisyTurn] = []
+    for voice, start, end in turns:
         if end - start < 0.8 and rng.random() < noise.missed_short_turn_share:
             continue
-        if rng.random() < noise.confused_turn_share:
-            speaker = rng.choice(speakers)
+        speaker = rng.choice(speakers) if rng.random() < noise.confused_turn_share else voice
         start = start + rng.gauss(0, noise.boundary_sigma_seconds)
         end = end + rng.gauss(0, noise.boundary_sigma_seconds)
         if end - start < 0.1:
@@ -231,37 +277,108 @@ def diarization_output(rng: random.Random, words: list[TrueWord], noise: Diariza
         if end - start > 4 and rng.random() < noise.fragment_share:
             middle = rng.uniform(start + 1, end - 1.5)
             fragment_end = middle + rng.uniform(0.3, 1.0)
-            noisy += [(speaker, start, middle), (_FRAGMENT_SPEAKER, middle, fragment_end), (speaker, fragment_end, end)]
+            noisy += [
+                _NoisyTurn(speaker, start, middle, voice),
+                _NoisyTurn(_FRAGMENT_SPEAKER, middle, fragment_end, voice),
+                _NoisyTurn(speaker, fragment_end, end, voice),
+            ]
         else:
-            noisy.append((speaker, start, end))
-    noisy.sort(key=lambda turn: turn[1])
-    as_json = [{"speaker": s, "start": round(a, 3), "end": round(b, 3)} for s, a, b in noisy]
+            noisy.append(_NoisyTurn(speaker, start, end, voice))
+    noisy.sort(key=lambda turn: turn.start)
+    as_json = [{"speaker": t.speaker, "start": round(t.start, 3), "end": round(t.end, 3)} for t in noisy]
     exclusive = [
-        {"speaker": s, "start": round(a, 3), "end": round(b, 3)} for s, a, b in _exclusive(noisy) if round(b - a, 3) > 0
+        {"speaker": s, "start": round(a, 3), "end": round(b, 3)}
+        for s, a, b in _exclusive(rng, noisy, _speech(words))
+        if round(b - a, 3) > 0
     ]
     return {"diarization": as_json, "exclusiveDiarization": exclusive}
 
 
-def _exclusive(turns: list[tuple[str, float, float]]) -> list[tuple[str, float, float]]:
-    """One speaker per instant: where turns overlap, the one that started last (the newest voice).
+@dataclass(frozen=True)
+class _NoisyTurn:
+    speaker: str
+    """The label diarization gives the turn (maybe the wrong speaker, maybe a fragment voice)."""
+    start: float
+    end: float
+    voice: str
+    """Whose speech the turn was made from."""
+
+
+def _speech(words: list[TrueWord]) -> dict[str, tuple[list[float], list[float]]]:
+    """Each voice's actual speech: its words, the short pauses between them (under 0.15 s) bridged."""
+    speech: dict[str, tuple[list[float], list[float]]] = {}
+    for word in sorted(words, key=lambda word: word.start):
+        starts, ends = speech.setdefault(word.speaker, ([], []))
+        if ends and word.start - ends[-1] < 0.15:
+            ends[-1] = max(ends[-1], word.end)
+        else:
+            starts.append(word.start)
+            ends.append(word.end)
+    return speech
+
+
+def _speaking_since(speech: tuple[list[float], list[float]], instant: float) -> float | None:
+    """When the stretch of speech going on at ``instant`` began; None in a pause."""
+    starts, ends = speech
+    position = bisect.bisect_right(starts, instant) - 1
+    return starts[position] if position >= 0 and ends[position] > instant else None
+
+
+def _exclusive(
+    rng: random.Random, turns: list[_NoisyTurn], speech: dict[str, tuple[list[float], list[float]]]
+) -> list[tuple[str, float, float]]:
+    """One speaker per instant, the way pyannote derives its exclusive diarization: frame by frame, the
+    speaker its segmentation scores highest among the active ones (``count`` clipped to 1 before
+    ``reconstruct``). Where turns overlap, that is the voice actually speaking (the other is in a pause its
+    turn bridges); where both speak at once, the voice that was speaking first until a point drawn at
+    random in the double talk (its score fading as the other's rises), then the other; where neither
+    speaks, whoever had the instant before.
 
     ``turns`` sorted by start."""
-    instants = sorted({t for _, start, end in turns for t in (start, end)})
+    instants = sorted({t for turn in turns for t in (turn.start, turn.end)})
     exclusive: list[tuple[str, float, float]] = []
-    active: list[tuple[str, float, float]] = []
+    active: list[_NoisyTurn] = []
     next_turn = 0
+    winner: _NoisyTurn | None = None
+
+    def emit(turn: _NoisyTurn, left: float, right: float) -> None:
+        if exclusive and exclusive[-1][0] == turn.speaker and exclusive[-1][2] == left:
+            exclusive[-1] = (turn.speaker, exclusive[-1][1], right)
+        else:
+            exclusive.append((turn.speaker, left, right))
+
     for left, right in pairwise(instants):
-        while next_turn < len(turns) and turns[next_turn][1] <= left:
+        while next_turn < len(turns) and turns[next_turn].start <= left:
             active.append(turns[next_turn])
             next_turn += 1
-        active = [turn for turn in active if turn[2] >= right]
+        active = [turn for turn in active if turn.end >= right]
         if not active:
             continue
-        speaker = max(active, key=lambda turn: turn[1])[0]
-        if exclusive and exclusive[-1][0] == speaker and exclusive[-1][2] == left:
-            exclusive[-1] = (speaker, exclusive[-1][1], right)
-        else:
-            exclusive.append((speaker, left, right))
+        if len(active) == 1:
+            winner = active[0]
+            emit(winner, left, right)
+            continue
+        cuts = {left, right}
+        for voice in {turn.voice for turn in active}:
+            starts, ends = speech[voice]
+            first = bisect.bisect_left(ends, left)
+            last = bisect.bisect_right(starts, right)
+            cuts.update(t for t in (*starts[first:last], *ends[first:last]) if left < t < right)
+        for a, b in pairwise(sorted(cuts)):
+            middle = (a + b) / 2
+            since = {id(turn): _speaking_since(speech[turn.voice], middle) for turn in active}
+            speaking = sorted(
+                (turn for turn in active if since[id(turn)] is not None), key=lambda turn: since[id(turn)] or 0.0
+            )
+            if len(speaking) == 1:
+                winner = speaking[0]
+            elif not speaking:
+                winner = winner if winner in active else max(active, key=lambda turn: turn.start)
+            else:
+                crossover = rng.uniform(a, b)
+                emit(speaking[0], a, crossover)
+                winner, a = speaking[-1], crossover
+            emit(winner, a, b)
     return exclusive
 
 
@@ -290,12 +407,26 @@ def word_level(raw: RawTranscript, diarization: Diarization) -> list[str | None]
     turns = sorted(diarization.turns_for_alignment, key=lambda turn: turn.start)
     starts = [turn.start for turn in turns]
     longest = max((turn.end - turn.start for turn in turns), default=0.0)
-    aligned = align(raw, diarization)
-    return [
-        _max_overlap(turns, starts, longest, word.start, word.end)
-        for segment in aligned.segments
-        for word in segment.words
-    ]
+    return [_max_overlap(turns, starts, longest, start, end) for start, end in _word_times(raw, diarization)]
+
+
+def heard_nearby(raw: RawTranscript, diarization: Diarization, truth: list[TrueWord]) -> int:
+    """Words whose true speaker diarization heard (any turn, overlaps kept) within 0.5 s of the word's time:
+    the ceiling of any attribution that goes by time. The others lie in a turn given to the wrong speaker or
+    in speech diarization missed."""
+    voices: dict[str, list[tuple[float, float]]] = {}
+    for turn in sorted(diarization.diarization, key=lambda turn: turn.start):
+        voices.setdefault(turn.speaker, []).append((turn.start - _NEARBY_SECONDS, turn.end + _NEARBY_SECONDS))
+    heard = 0
+    for (start, end), word in zip(_word_times(raw, diarization), truth, strict=True):
+        spans = voices.get(word.speaker, [])
+        last = bisect.bisect_left(spans, (end, math.inf))
+        heard += any(span_end > start for _, span_end in spans[max(0, last - 8) : last])
+    return heard
+
+
+def _word_times(raw: RawTranscript, diarization: Diarization) -> list[tuple[float, float]]:
+    return [(word.start, word.end) for segment in align(raw, diarization).segments for word in segment.words]
 
 
 def _max_overlap(turns: list[SpeakerTurn], starts: list[float], longest: float, start: float, end: float) -> str:
@@ -365,11 +496,12 @@ class Score:
 
 def measure_rendering(rendering: Rendering, noise: DiarizationNoise, calls: int, seed: int) -> dict[str, Score]:
     rng = random.Random(f"{seed}:{rendering.name}")
-    scores = {"segment": Score(), "word": Score(), "ours": Score()}
+    scores = {"heard": Score(), "segment": Score(), "word": Score(), "ours": Score()}
     for call in range(calls):
         truth = conversation(rng, rng.uniform(60, 600), rendering)
         raw = RawTranscript.model_validate(whisper_output(rng, truth, punctuated=rendering.punctuated(call)))
         diarization = Diarization.model_validate(diarization_output(rng, truth, noise))
+        scores["heard"].add(heard_nearby(raw, diarization, truth), len(truth))
         scores["segment"].add(correct_words(segment_level(raw, diarization), truth), len(truth))
         scores["word"].add(correct_words(word_level(raw, diarization), truth), len(truth))
         scores["ours"].add(*correct_transcript_words(ours(raw, diarization), truth))
@@ -416,10 +548,10 @@ def main() -> None:
         f"Python {platform.python_version()}  calls per rendering: {args.calls}  seed: {args.seed}"
     )
     print(
-        "| diarization noise | rendering | words | segment-level max overlap | word-level max overlap | ours "
-        "| ours, mean per call | ours, worst call |"
+        "| diarization noise | rendering | words | true speaker heard within 0.5 s | segment-level max overlap "
+        "| word-level max overlap | ours | ours, mean per call | ours, worst call |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for noise_name in args.noise or NOISE:
         for rendering in RENDERINGS:
             if args.only and rendering.name not in args.only:
@@ -427,7 +559,8 @@ def main() -> None:
             scores = measure_rendering(rendering, NOISE[noise_name], args.calls, args.seed)
             ours_score = scores["ours"]
             print(
-                f"| {noise_name} | {rendering.name} | {ours_score.total:,} | {scores['segment'].share:.2%} "
+                f"| {noise_name} | {rendering.name} | {ours_score.total:,} | {scores['heard'].share:.2%} "
+                f"| {scores['segment'].share:.2%} "
                 f"| {scores['word'].share:.2%} | **{ours_score.share:.2%}** "
                 f"| {statistics.mean(ours_score.per_call):.2%} | {ours_score.worst_call:.2%} |",
                 flush=True,
