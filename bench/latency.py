@@ -21,6 +21,7 @@ minus it, the system's own overhead:
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import time
 import wave
@@ -28,6 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from _harness import (
     DEFAULT_SERVER_URL,
     CallSystem,
@@ -83,6 +85,47 @@ def provider_critical_paths(system: CallSystem, call_ids: Sequence[UUID]) -> dic
         "provider_critical_path_s": summary([row["critical_ms"] / 1000 for row in done]),
         "completed_minus_critical_path_s": summary([row["to_completed"] - row["critical_ms"] / 1000 for row in done]),
     }
+
+
+def run_start_phases(storage_url: str, since: float) -> dict[str, dict[str, float | int]]:
+    """Where a run's start-up goes, per run from Dagster's event log (s): created → dequeued (RUN_STARTING:
+    the QueuedRunCoordinator's dequeue loop picked it and calls the launcher), → run worker process up
+    ("Started process for run": the code server spawned a Python process, which imported dagster and loaded
+    the instance), → RUN_START (the code location imported and the job's plan built), → first STEP_START."""
+    with psycopg.connect(storage_url) as conn:
+        rows = conn.execute(
+            """
+            SELECT r.run_id,
+                   extract(epoch FROM r.create_timestamp)::float8 AS created,
+                   extract(epoch FROM min(e.timestamp) FILTER (WHERE e.dagster_event_type = 'PIPELINE_STARTING'))
+                   ::float8,
+                   extract(epoch FROM min(e.timestamp) FILTER (WHERE e.dagster_event_type = 'ENGINE_EVENT'
+                                                               AND e.event LIKE '%%Started process for run%%'))
+                   ::float8,
+                   extract(epoch FROM min(e.timestamp) FILTER (WHERE e.dagster_event_type = 'PIPELINE_START'))
+                   ::float8,
+                   extract(epoch FROM min(e.timestamp) FILTER (WHERE e.dagster_event_type = 'STEP_START'))::float8
+            FROM runs r JOIN event_logs e ON e.run_id = r.run_id
+            WHERE r.create_timestamp >= to_timestamp(%s) AT TIME ZONE 'UTC'
+            GROUP BY r.run_id, r.create_timestamp
+            """,
+            (since,),
+        ).fetchall()
+    phases: dict[str, list[float]] = {
+        "created_to_dequeued": [],
+        "dequeued_to_worker_process_up": [],
+        "worker_process_up_to_run_start": [],
+        "run_start_to_first_step_start": [],
+        "created_to_first_step_start": [],
+    }
+    for _, created, dequeued, process_up, started, step_started in rows:
+        marks = (created, dequeued, process_up, started, step_started)
+        for name, (earlier, later) in zip(phases, itertools.pairwise(marks), strict=False):
+            if earlier is not None and later is not None:
+                phases[name].append(later - earlier)
+        if step_started is not None:
+            phases["created_to_first_step_start"].append(step_started - created)
+    return {name: summary(values) for name, values in phases.items()}
 
 
 def provider_requests(system: CallSystem) -> int:
@@ -187,6 +230,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result["statuses"] = status_counts(system.db, call_ids)
         result["stages_s"] = stage_durations(system.db, call_ids)
         result["dagster"] = instance_statistics(system.workdir / "dagster_home", storage_url, since)
+        result["dagster"]["run_start_phases_s"] = run_start_phases(storage_url, since)
     return result
 
 
