@@ -32,6 +32,7 @@ from uuid import UUID
 
 import httpx
 import psycopg
+import yaml
 from _harness import (
     REPO_ROOT,
     SIMULATOR_KEY,
@@ -43,6 +44,7 @@ from _harness import (
 from scryon_dagster.adapters.db.migrate import upgrade_to_head
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.adapters.object_store import build_object_store
+from scryon_dagster.partitions import BATCH_TAG
 from scryon_dagster.settings import load_settings
 from scryon_dagster.simulator import SimulatorServer
 from scryon_dagster.simulator.samples import generate_sample_audio
@@ -68,6 +70,18 @@ def netns_available() -> str | None:
         return f"ip netns add is not permitted here: {created.stderr.strip()}"
     subprocess.run(["ip", "netns", "del", probe], capture_output=True)
     return None
+
+
+def write_instance_yaml(home: Path, *, batch_runs: int) -> None:
+    """deploy/dagster.multihost.yaml with room for ``batch_runs`` batch runs at once: one per Celery
+    worker process of the bed, as docs/deployment.md tells an operator to size it."""
+    config = yaml.safe_load(MULTIHOST_INSTANCE_YAML.read_text())
+    runs = config["concurrency"]["runs"]
+    for limit in runs["tag_concurrency_limits"]:
+        if limit["key"] == BATCH_TAG:
+            limit["limit"] = batch_runs
+    runs["max_concurrent_runs"] = max(runs["max_concurrent_runs"], batch_runs + 2)
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
 
 
 def _ip(*arguments: str, netns: str | None = None) -> None:
@@ -130,7 +144,7 @@ class Bed:
     env: dict[str, str]
     system: CallSystem
     storage_url: str
-    broker_vhost: str
+    worker_concurrency: int
 
     @property
     def webserver_url(self) -> str:
@@ -138,6 +152,28 @@ class Bed:
 
     def worker_names(self) -> list[str]:
         return [host.name for host in self.workers]
+
+    def start(self) -> None:
+        """Start the daemon and webserver on the control host and a Celery worker on each worker host;
+        return once the webserver answers (the calls can be queued before, to be picked up at once)."""
+        bin_dir = Path(sys.executable).parent
+        self.control.start("daemon", [str(bin_dir / "dagster-daemon"), "run", *DEFINITIONS], self.env)
+        self.control.start(
+            "webserver",
+            [str(bin_dir / "dagster-webserver"), "-h", self.control.address, "-p", str(WEBSERVER_PORT), *DEFINITIONS],
+            self.env,
+        )
+        for host in self.workers:
+            host.start(
+                "celery-worker",
+                [
+                    *(str(bin_dir / "celery"), "-A", "scryon_dagster.celery_worker", "worker", "-Q", "dagster"),
+                    *("--prefetch-multiplier=1", f"--concurrency={self.worker_concurrency}", "-n", f"{host.name}@%h"),
+                    *("--loglevel=INFO", "--without-gossip", "--without-mingle"),
+                ],
+                self.env,
+            )
+        _wait_for_webserver(self, timeout_seconds=180)
 
     def kill_worker_host(self, host: Host) -> None:
         """Take a worker host off the network for good: kill its processes, delete its namespace."""
@@ -351,9 +387,10 @@ def multihost_bed(
     overrides: dict[str, str] | None = None,
     keep_logs_in: Path | None = None,
 ) -> Iterator[Bed]:
-    """Start the network, the services, the control host (daemon + webserver) and ``worker_hosts``
-    worker hosts; tear everything down afterwards. The calling process gets the hosts' environment
-    too (so ``load_settings`` here sees what the hosts see) and enqueues through it."""
+    """Create the network, start the services, and set up the control host (daemon + webserver) and
+    ``worker_hosts`` worker hosts, whose processes ``Bed.start`` starts; tear everything down afterwards.
+    The calling process gets the hosts' environment too (so ``load_settings`` here sees what the hosts
+    see) and enqueues through it."""
     workdir = Path(tempfile.mkdtemp(prefix="scryon-multihost-"))
     workdir.chmod(0o755)
     network = _Network()
@@ -385,34 +422,15 @@ def multihost_bed(
                 home = workdir / name
                 for directory in (home / "dagster_home", home / "tmp"):
                     directory.mkdir(parents=True)
-                shutil.copy(MULTIHOST_INSTANCE_YAML, home / "dagster_home" / "dagster.yaml")
+                write_instance_yaml(home / "dagster_home", batch_runs=worker_hosts * worker_concurrency)
                 hosts.append(Host(name, netns, address, home))
             control, workers = hosts[0], hosts[1:]
             os.environ.update(env)
             settings = load_settings()
-            bin_dir = Path(sys.executable).parent
-            control.start("daemon", [str(bin_dir / "dagster-daemon"), "run", *DEFINITIONS], env)
-            control.start(
-                "webserver",
-                [str(bin_dir / "dagster-webserver"), "-h", control.address, "-p", str(WEBSERVER_PORT), *DEFINITIONS],
-                env,
-            )
-            for host in workers:
-                host.start(
-                    "celery-worker",
-                    [
-                        *(str(bin_dir / "celery"), "-A", "scryon_dagster.celery_worker", "worker", "-Q", "dagster"),
-                        *("--prefetch-multiplier=1", f"--concurrency={worker_concurrency}", "-n", f"{host.name}@%h"),
-                        *("--loglevel=INFO", "--without-gossip", "--without-mingle"),
-                    ],
-                    env,
-                )
             samples = generate_sample_audio(workdir / "samples")
             with CallDatabase(calls_url, max_connections=8) as db:
                 system = CallSystem(calls_url, workdir, simulator, env, db, build_object_store(settings), samples)
-                bed = Bed(network.gateway, control, workers, env, system, storage_url, broker_url.rsplit("/", 1)[1])
-                _wait_for_webserver(bed, timeout_seconds=180)
-                yield bed
+                yield Bed(network.gateway, control, workers, env, system, storage_url, worker_concurrency)
     finally:
         for host in reversed(hosts):
             host.stop()

@@ -32,6 +32,7 @@ def test_calls_complete_once_across_two_worker_hosts(tmp_path: Path) -> None:
         "SCRYON_PYANNOTE_REQUESTS_PER_MINUTE": str(PYANNOTE_PER_MINUTE),
     }
     with multihost_bed(worker_hosts=2, worker_concurrency=1, overrides=overrides, keep_logs_in=tmp_path) as bed:
+        bed.start()
         system = bed.system
         # the provider refuses (429) anything past the budget in any sliding minute: none may reach it
         system.simulator.admin.set_rate_limit("pyannote", PYANNOTE_PER_MINUTE)
