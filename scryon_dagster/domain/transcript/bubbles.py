@@ -39,7 +39,8 @@ def split_turn(speaker: SpeakerKey, start: float, end: float, tokens: list[Token
 
 
 def _length(tokens: list[Token]) -> int:
-    return len(join_tokens(tokens))
+    """``len(join_tokens(tokens))`` without building the text."""
+    return sum(len(token.text) for token in tokens) + sum(token.space_before for token in tokens[1:])
 
 
 def _units(tokens: list[Token]) -> list[list[Token]]:
