@@ -1,59 +1,46 @@
-"""Analysis (hard), action items and sentiment (soft) for one call, and the opt-in LLM naming pass."""
+"""Analysis (hard), action items and sentiment (soft) for one call."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from scryon_dagster.adapters.db.records import LlmUsage
 from scryon_dagster.adapters.errors import ProviderError
-from scryon_dagster.adapters.llm import ChatCompletionResult, LlmClient
+from scryon_dagster.adapters.llm import ChatCompletionResult
 from scryon_dagster.domain.analysis import (
     Analysis,
     AnalysisInvalidOutput,
     analysis_response_format,
-    apply_speaker_naming,
     build_action_item_drafts,
     build_sentiment_summary,
-    build_speaker_naming_prompt,
-    estimate_llm_cost_usd,
-    speaker_naming_response_format,
     validate_analysis_output,
 )
 from scryon_dagster.domain.analysis.chunking import AnalysisPart, merge_part_answers, plan_analysis_parts
 from scryon_dagster.domain.calls import ArtifactType, CallStatus, ErrorCode, Stage
 from scryon_dagster.domain.provider_spend import SpendStage
 from scryon_dagster.domain.transcript.models import NormalizedTranscript, TranscriptFormatError
+from scryon_dagster.pipeline.call_context import CallPorts, CallWork
+from scryon_dagster.pipeline.llm_requests import complete, usage_of
 from scryon_dagster.pipeline.outcomes import MetadataValue
 from scryon_dagster.pipeline.spend import record_llm_cost
 from scryon_dagster.pipeline.stages import StageFailure
 
-if TYPE_CHECKING:
-    from scryon_dagster.pipeline.runner import CallPipeline, CallWork
-
 ANALYSIS_SCHEMA_VERSION = 3
 
 
-def complete(llm: LlmClient, *, system: str, user: str, response_format: dict[str, Any]) -> ChatCompletionResult:
-    """One strict-schema completion for a ``response_format`` built by the analysis domain."""
-    json_schema = response_format["json_schema"]
-    return llm.complete_json(system=system, user=user, schema_name=json_schema["name"], schema=json_schema["schema"])
-
-
 def run_analysis(
-    pipeline: CallPipeline, work: CallWork, transcript: NormalizedTranscript | None
+    ports: CallPorts, work: CallWork, transcript: NormalizedTranscript | None
 ) -> dict[str, MetadataValue] | None:
     """The ANALYZED stage and, after it, ACTION_ITEMS_EXTRACTED; None when analysis is switched off."""
     if not work.flags.analysis:
         work.log.skipped(Stage.ANALYZED, provider="llm", reason="disabled")
         return None
-    transcript = transcript or _stored_transcript(pipeline, work)
-    if not pipeline.move(work, CallStatus.TRANSCRIBING, CallStatus.ANALYZING):
+    transcript = transcript or _stored_transcript(ports, work)
+    if not ports.move(work, CallStatus.TRANSCRIBING, CallStatus.ANALYZING):
         raise StageFailure("superseded")
     call = work.call
     withheld = [name for name in (call.contact_name, work.user.display_name if work.user else None) if name]
     parts = plan_analysis_parts(
         transcript,
-        max_prompt_tokens=pipeline.settings.llm_max_prompt_tokens,
+        max_prompt_tokens=ports.settings.llm_max_prompt_tokens,
         call_id=str(call.id),
         recorded_at=call.recorded_at,
         duration_seconds=transcript.duration_seconds or call.duration_seconds,
@@ -65,20 +52,20 @@ def run_analysis(
         usages: list[LlmUsage] = []
         try:
             for part in parts:
-                result = _request_part(pipeline, part)
-                usages.append(_usage(pipeline, result))
-                record_llm_cost(pipeline, work, usages[-1], SpendStage.ANALYSIS)
+                result = _request_part(ports, part)
+                usages.append(usage_of(ports.settings, result))
+                record_llm_cost(ports, work, usages[-1], SpendStage.ANALYSIS)
                 answers.append(_accepted_answer(result, part))
         finally:
             if usages:  # tokens are spent even when an answer is unusable
                 usage = _total_usage(usages)
-                pipeline.db.record_llm_usage(call.id, usage)
+                ports.db.record_llm_usage(call.id, usage)
         if len(answers) == 1:
             content, analysis = answers[0]
         else:
             content = merge_part_answers([answer for answer, _ in answers])
             analysis = _accepted_analysis(content, transcript)  # the merged document, checked against the whole call
-        size = pipeline.store_artifact(
+        size = ports.store_artifact(
             work,
             ArtifactType.ANALYSIS_JSON,
             content.encode(),
@@ -86,23 +73,23 @@ def run_analysis(
         )
     return {
         "provider": "llm",
-        "model": usage.model or pipeline.settings.llm_model,
+        "model": usage.model or ports.settings.llm_model,
         "schema_version": ANALYSIS_SCHEMA_VERSION,
         "analysis_parts": len(parts),
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
         "estimated_cost_usd": round(usage.estimated_cost_usd, 6),
-        "action_items": _save_action_items(pipeline, work, analysis, transcript),
+        "action_items": _save_action_items(ports, work, analysis, transcript),
         "size_bytes": size,
         "duration_ms": stage.elapsed_ms,
     }
 
 
-def _request_part(pipeline: CallPipeline, part: AnalysisPart) -> ChatCompletionResult:
+def _request_part(ports: CallPorts, part: AnalysisPart) -> ChatCompletionResult:
     """One analysis request: the whole call, or one part of a long one."""
     try:
         return complete(
-            pipeline.llm, system=part.prompt.system, user=part.prompt.user, response_format=analysis_response_format()
+            ports.llm, system=part.prompt.system, user=part.prompt.user, response_format=analysis_response_format()
         )
     except ProviderError as exc:
         raise StageFailure(exc.code) from None
@@ -144,15 +131,15 @@ def _total_usage(usages: list[LlmUsage]) -> LlmUsage:
     )
 
 
-def reuse_stored_analysis(pipeline: CallPipeline, work: CallWork) -> dict[str, MetadataValue] | None:
+def reuse_stored_analysis(ports: CallPorts, work: CallWork) -> dict[str, MetadataValue] | None:
     """A retried call whose analysis this cycle stored already: no LLM request; its action items and
     sentiment are written again from the stored analysis (the earlier try may have died before them).
     None when the stored analysis cannot be read (the stage then runs again)."""
-    stored = pipeline.read_artifact(work, ArtifactType.ANALYSIS_JSON)
+    stored = ports.read_artifact(work, ArtifactType.ANALYSIS_JSON)
     if stored is None:
         return None
-    transcript = _stored_transcript(pipeline, work)
-    if not pipeline.move(work, CallStatus.TRANSCRIBING, CallStatus.ANALYZING):
+    transcript = _stored_transcript(ports, work)
+    if not ports.move(work, CallStatus.TRANSCRIBING, CallStatus.ANALYZING):
         raise StageFailure("superseded")
     try:
         analysis = validate_analysis_output(
@@ -161,11 +148,11 @@ def reuse_stored_analysis(pipeline: CallPipeline, work: CallWork) -> dict[str, M
     except (AnalysisInvalidOutput, UnicodeDecodeError):
         return None
     work.log.skipped(Stage.ANALYZED, provider="llm", reason="stored_output_reused")
-    return {"reused": True, "action_items": _save_action_items(pipeline, work, analysis, transcript)}
+    return {"reused": True, "action_items": _save_action_items(ports, work, analysis, transcript)}
 
 
 def _save_action_items(
-    pipeline: CallPipeline, work: CallWork, analysis: Analysis, transcript: NormalizedTranscript
+    ports: CallPorts, work: CallWork, analysis: Analysis, transcript: NormalizedTranscript
 ) -> int | None:
     """ACTION_ITEMS_EXTRACTED (soft): the call's AI action items and sentiment replaced; how many items,
     or None when that failed (the transcript and the analysis still ship)."""
@@ -173,7 +160,7 @@ def _save_action_items(
     with work.log.stage(Stage.ACTION_ITEMS_EXTRACTED) as items_stage:
         try:
             drafts = build_action_item_drafts(analysis, transcript, recorded_at=call.recorded_at)
-            pipeline.db.replace_ai_outputs(
+            ports.db.replace_ai_outputs(
                 call.id,
                 call.user_id,
                 recorded_at=call.recorded_at,
@@ -186,57 +173,11 @@ def _save_action_items(
     return len(drafts)
 
 
-def name_speakers_with_llm(
-    pipeline: CallPipeline, work: CallWork, transcript: NormalizedTranscript
-) -> NormalizedTranscript:
-    """The opt-in naming pass: cite-or-discard, verified in the domain; any failure keeps the transcript."""
-    prompt = build_speaker_naming_prompt(transcript)
-    if prompt is None:
-        work.log.skipped(Stage.LLM_SPEAKER_NAMING, provider="llm", reason="nothing_to_name")
-        return transcript
-    with work.log.stage(Stage.LLM_SPEAKER_NAMING, provider="llm") as stage:
-        try:
-            result = complete(
-                pipeline.llm, system=prompt.system, user=prompt.user, response_format=speaker_naming_response_format()
-            )
-        except ProviderError as exc:
-            stage.soft_failure(exc.code)
-            return transcript
-        record_llm_cost(pipeline, work, _usage(pipeline, result), SpendStage.SPEAKER_NAMING)
-        outcome = apply_speaker_naming(
-            transcript, content=result.content, refusal=result.refusal, finish_reason=result.finish_reason
-        )
-        if outcome.warnings:
-            stage.soft_failure(ErrorCode.ANALYSIS_INVALID_OUTPUT)
-    named = outcome.transcript
-    warnings = [*named.speaker_resolution.warnings, *(str(w) for w in outcome.warnings)]
-    return named.model_copy(
-        update={"speaker_resolution": named.speaker_resolution.model_copy(update={"warnings": warnings})}
-    )
-
-
-def _stored_transcript(pipeline: CallPipeline, work: CallWork) -> NormalizedTranscript:
-    raw = pipeline.read_artifact(work, ArtifactType.NORMALIZED_TRANSCRIPT_JSON)
+def _stored_transcript(ports: CallPorts, work: CallWork) -> NormalizedTranscript:
+    raw = ports.read_artifact(work, ArtifactType.NORMALIZED_TRANSCRIPT_JSON)
     if raw is None:
         raise StageFailure(ErrorCode.ARTIFACT_MISSING)
     try:
         return NormalizedTranscript.parse(raw)
     except TranscriptFormatError:
         raise StageFailure(ErrorCode.NORMALIZATION_FAILED) from None
-
-
-def _usage(pipeline: CallPipeline, result: ChatCompletionResult) -> LlmUsage:
-    settings = pipeline.settings
-    return LlmUsage(
-        model=result.model,
-        prompt_tokens=result.prompt_tokens,
-        completion_tokens=result.completion_tokens,
-        cached_tokens=result.cached_tokens,
-        estimated_cost_usd=estimate_llm_cost_usd(
-            result.prompt_tokens,
-            result.completion_tokens,
-            input_price_per_mtok=settings.llm_price_input_per_mtok_usd,
-            output_price_per_mtok=settings.llm_price_output_per_mtok_usd,
-        ),
-        request_id=result.request_id,
-    )

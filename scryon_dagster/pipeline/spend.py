@@ -8,7 +8,6 @@ and never fails the call or the delivery.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 from uuid import UUID
 
 from scryon_dagster.adapters.db.cost_queries import CostQueries
@@ -23,10 +22,8 @@ from scryon_dagster.domain.provider_spend import (
     llm_charge,
     transcription_charge,
 )
+from scryon_dagster.pipeline.call_context import CallPorts, CallWork
 from scryon_dagster.settings import Settings
-
-if TYPE_CHECKING:
-    from scryon_dagster.pipeline.runner import CallPipeline, CallWork
 
 logger = logging.getLogger(__name__)
 
@@ -39,23 +36,23 @@ def audio_prices(settings: Settings) -> AudioPrices:
     )
 
 
-def record_transcription_cost(pipeline: CallPipeline, work: CallWork) -> None:
+def record_transcription_cost(ports: CallPorts, work: CallWork) -> None:
     """A synchronous Lemonfox transcription of the call's audio."""
-    charge = transcription_charge(_audio_seconds_sent(work), audio_prices(pipeline.settings))
-    _append(pipeline.db, work.call_id, work.call.user_id, charge)
+    charge = transcription_charge(work.audio_seconds, audio_prices(ports.settings))
+    _append(ports.db, work.call_id, work.call.user_id, charge)
 
 
-def record_diarization_cost(pipeline: CallPipeline, work: CallWork) -> None:
+def record_diarization_cost(ports: CallPorts, work: CallWork) -> None:
     """The pyannote job whose answer the call keeps (identify when a voiceprint was matched)."""
     charge = diarization_charge(
-        _audio_seconds_sent(work),
-        audio_prices(pipeline.settings),
+        work.audio_seconds,
+        audio_prices(ports.settings),
         voice_identification=work.identification is not None,
     )
-    _append(pipeline.db, work.call_id, work.call.user_id, charge)
+    _append(ports.db, work.call_id, work.call.user_id, charge)
 
 
-def record_llm_cost(pipeline: CallPipeline, work: CallWork, usage: LlmUsage, stage: SpendStage) -> None:
+def record_llm_cost(ports: CallPorts, work: CallWork, usage: LlmUsage, stage: SpendStage) -> None:
     """One LLM completion, at its usage's estimated cost."""
     charge = llm_charge(
         stage,
@@ -63,7 +60,7 @@ def record_llm_cost(pipeline: CallPipeline, work: CallWork, usage: LlmUsage, sta
         completion_tokens=usage.completion_tokens,
         estimated_cost_usd=usage.estimated_cost_usd,
     )
-    _append(pipeline.db, work.call_id, work.call.user_id, charge)
+    _append(ports.db, work.call_id, work.call.user_id, charge)
 
 
 def record_delivered_transcription_cost(
@@ -77,11 +74,6 @@ def record_delivered_transcription_cost(
         return
     audio_seconds = (call.duration_seconds if call is not None else None) or transcript.duration
     _append(db, call_id, user_id, transcription_charge(audio_seconds, prices))
-
-
-def _audio_seconds_sent(work: CallWork) -> float | None:
-    """The decoded audio the providers were sent, else the call's duration measured at intake."""
-    return (work.audio.duration_seconds if work.audio is not None else None) or work.call.duration_seconds
 
 
 def _append(db: CallDatabase, call_id: UUID, user_id: UUID, charge: ProviderCharge) -> None:

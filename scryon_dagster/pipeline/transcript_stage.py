@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
-from typing import TYPE_CHECKING
 
 from scryon_dagster.domain.calls import ArtifactType, ErrorCode, Stage
 from scryon_dagster.domain.transcript import NORMALIZATION_VERSION
@@ -18,23 +17,21 @@ from scryon_dagster.domain.transcript.models import NormalizedTranscript
 from scryon_dagster.domain.transcript.naming import SpeakerContext
 from scryon_dagster.domain.transcript.normalization import Provenance
 from scryon_dagster.domain.transcript.voice_match import VoiceMatchResult, bucket_voice_match
-from scryon_dagster.pipeline.analysis_stage import name_speakers_with_llm
+from scryon_dagster.pipeline.call_context import CallPorts, CallWork
 from scryon_dagster.pipeline.outcomes import MetadataValue
+from scryon_dagster.pipeline.speaker_naming import name_speakers_with_llm
 from scryon_dagster.pipeline.stages import StageFailure, StageHandle, StageLog
-
-if TYPE_CHECKING:
-    from scryon_dagster.pipeline.runner import CallPipeline, CallWork
 
 USER_VOICEPRINT_LABEL = "user"
 
 
 def build_normalized_transcript(
-    pipeline: CallPipeline, work: CallWork
+    ports: CallPorts, work: CallWork
 ) -> tuple[NormalizedTranscript, dict[str, MetadataValue]]:
     """Raw transcript (+ diarization) → the named, normalized transcript, stored as an artifact."""
     raw = work.raw_transcript
     assert raw is not None
-    settings = pipeline.settings
+    settings = ports.settings
     started = datetime.now(UTC)
     provenance = Provenance(
         transcription_provider="lemonfox",
@@ -52,10 +49,10 @@ def build_normalized_transcript(
         ),
         provenance=provenance,
         created_at=started,
-        name_with_llm=partial(name_speakers_with_llm, pipeline, work) if work.flags.llm_speaker_naming else None,
+        name_with_llm=partial(name_speakers_with_llm, ports, work) if work.flags.llm_speaker_naming else None,
         track=partial(_recorded_step, work.log),
     )
-    size = pipeline.store_artifact(
+    size = ports.store_artifact(
         work, ArtifactType.NORMALIZED_TRANSCRIPT_JSON, transcript.to_json_bytes(), schema_version=NORMALIZATION_VERSION
     )
     resolution = transcript.speaker_resolution
