@@ -12,11 +12,11 @@ from typing import Any
 from uuid import UUID
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from scryon_dagster.adapters.db.records import CallRecord
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.assets.calls import materializations_with_provenance
+from scryon_dagster.dagster_private import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from scryon_dagster.domain.calls import CallStatus
 from scryon_dagster.jobs.calls import (
     PROCESS_CALLS_JOB,
@@ -32,7 +32,8 @@ from scryon_dagster.settings import Settings
 
 # How often an idle tick looks for newly queued calls (one indexed query each).
 IDLE_POLL_SECONDS = 0.25
-# The daemon's floor; SCRYON_QUEUED_SENSOR_INTERVAL_SECONDS, read when a tick runs, spaces ticks further.
+# The static floor between ticks; SCRYON_QUEUED_SENSOR_INTERVAL_SECONDS, read when a tick runs (not at
+# import), spaces ticks further.
 _MINIMUM_INTERVAL_SECONDS = 1
 
 
@@ -97,8 +98,10 @@ def queued_calls_sensor(
     context: dg.SensorEvaluationContext, database: CallDatabaseResource, config: SettingsResource
 ) -> dg.SensorResult | dg.SkipReason:
     settings = config.settings
-    if _too_soon(context, settings.scryon_queued_sensor_interval_seconds):
+    started = time.time()
+    if _too_soon(context, settings.scryon_queued_sensor_interval_seconds, started):
         return dg.SkipReason("SCRYON_QUEUED_SENSOR_INTERVAL_SECONDS since the last tick has not passed")
+    context.update_cursor(repr(started))
     db = database.db
     now = datetime.now(UTC)
     runs = DagsterRuns(context.instance)
@@ -124,13 +127,14 @@ def queued_calls_sensor(
     return dg.SensorResult(run_requests=requests)
 
 
-def _too_soon(context: dg.SensorEvaluationContext, interval_seconds: int) -> bool:
-    """Whether a configured interval longer than the static minimum has not passed since the last tick."""
-    last_tick = context.last_tick_completion_time
+def _too_soon(context: dg.SensorEvaluationContext, interval_seconds: int, started: float) -> bool:
+    """Whether a configured interval longer than the static minimum has not passed since the last
+    evaluated tick started (its start time is the cursor), as Dagster measures its own interval."""
+    last_started = float(context.cursor) if context.cursor else None
     return (
         interval_seconds > _MINIMUM_INTERVAL_SECONDS
-        and last_tick is not None
-        and time.time() - last_tick < interval_seconds
+        and last_started is not None
+        and started - last_started < interval_seconds
     )
 
 
