@@ -11,10 +11,10 @@ from uuid import UUID, uuid4
 import dagster as dg
 import psycopg
 import pytest
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from scryon_dagster.adapters.db.records import NewCall
 from scryon_dagster.adapters.db.repository import CallDatabase
+from scryon_dagster.dagster_private import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from scryon_dagster.domain.calls import CallStatus
 from scryon_dagster.partitions import BATCH_TAG, RETRIES_TAG, RUN_KIND_TAG, calls_partitions
 from scryon_dagster.pipeline.pickup import ORPHANED_AFTER, OrphanRecovery
