@@ -19,6 +19,7 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -37,6 +38,8 @@ from scryon_dagster.simulator.app import audio_subject
 
 IN_FLIGHT = ("TRANSCRIBING", "ANALYZING")
 SAMPLE_SECONDS = 5.0
+# the hosts' logs of the last run of each configuration (var/ is not versioned)
+LOGS = Path(__file__).resolve().parent.parent / "var" / "bench" / "multihost"
 # Distinct extra milliseconds per call stay inside the simulator's 0.25-s sample recognition.
 DISTINCT_EXTRAS_MS = 250
 
@@ -55,7 +58,12 @@ def parse_args() -> argparse.Namespace:
         default=95,
         help="SCRYON_PYANNOTE_REQUESTS_PER_MINUTE, and the simulator's cap (429 past it)",
     )
-    parser.add_argument("--kill-host-after", type=float, default=None, help="kill the last worker host after S s")
+    parser.add_argument(
+        "--kill-host-after",
+        type=float,
+        default=None,
+        help="kill the last worker host after S s, once it holds calls mid-flight",
+    )
     parser.add_argument("--timeout", type=float, default=3600)
     return parser.parse_args()
 
@@ -117,6 +125,7 @@ def run_once(args: argparse.Namespace, hosts: int) -> dict[str, Any]:
         worker_concurrency=args.concurrency,
         profile=args.profile,
         overrides=settings_overrides(args),
+        keep_logs_in=LOGS / f"{hosts}-hosts",
     ) as bed:
         system = bed.system
         system.simulator.admin.set_rate_limit("pyannote", args.pyannote_per_minute)
@@ -125,10 +134,12 @@ def run_once(args: argparse.Namespace, hosts: int) -> dict[str, Any]:
         result["enqueue_seconds"] = round(time.monotonic() - started, 1)
         bed.start()
         with Sampler(bed, call_ids) as sampler:
-            killed = kill_host_later(bed, args.kill_host_after, result) if args.kill_host_after else None
+            done = threading.Event()
+            killer = kill_host_later(bed, args.kill_host_after, result, done) if args.kill_host_after else None
             result["all_terminal"] = wait_until_terminal(system.db, call_ids, args.timeout)
-            if killed is not None:
-                killed.join()
+            done.set()
+            if killer is not None:
+                killer.join()
         result["statuses"] = status_counts(system.db, call_ids)
         first_claim, last_done = processing_window(system.db, call_ids)
         window = (last_done - first_claim).total_seconds()
@@ -155,6 +166,8 @@ def run_once(args: argparse.Namespace, hosts: int) -> dict[str, Any]:
             Counter(worker.split("@")[0] for worker in celery_workers_of_runs(bed).values())
         )
         result["retried_calls_by_reason"] = retried_calls(bed, call_ids)
+        if "killed_host_calls" in result:
+            result["killed_host_calls"] = fate_of(bed, result["killed_host_calls"])
     return result
 
 
@@ -174,30 +187,52 @@ def enqueue_distinct(bed: Bed, count: int) -> tuple[list[UUID], dict[UUID, str]]
     return [call_id for call_id, _ in queued], dict(queued)
 
 
-def kill_host_later(bed: Bed, after_seconds: float, result: dict[str, Any]) -> threading.Thread:
-    """Kill the last worker host ``after_seconds`` from now (its processes, then its namespace), noting
-    which calls it held then."""
+def kill_host_later(bed: Bed, after_seconds: float, result: dict[str, Any], done: threading.Event) -> threading.Thread:
+    """Once ``after_seconds`` have passed and the last worker host is executing a batch with calls mid-flight,
+    kill that host (its processes, then its namespace); note the calls it held then. Gives up once ``done``."""
     victim = bed.workers[-1]
 
-    def kill() -> None:
-        time.sleep(after_seconds)
-        held = bed.system.db.query(
-            "SELECT count(*) AS n FROM call_records WHERE status = ANY(%s)",
-            (list(IN_FLIGHT),),
-        )[0]["n"]
-        bed.kill_worker_host(victim)
-        result["killed_host"] = {"host": victim.name, "after_s": after_seconds, "calls_in_flight_fleet_wide": held}
+    def held_by_victim() -> list[UUID]:
+        runs = [run for run, worker in celery_workers_of_runs(bed).items() if worker.startswith(f"{victim.name}@")]
+        rows = bed.system.db.query(
+            "SELECT id FROM call_records WHERE claim_id = ANY(%s::uuid[]) AND status = ANY(%s)",
+            (runs, list(IN_FLIGHT)),
+        )
+        return [row["id"] for row in rows]
 
+    def kill() -> None:
+        if done.wait(after_seconds):
+            return
+        while not (held := held_by_victim()):
+            if done.wait(2):
+                return
+        bed.kill_worker_host(victim)
+        result["killed_host"] = {"host": victim.name, "killed_at_s": round(time.monotonic() - started, 1)}
+        result["killed_host_calls"] = held
+
+    started = time.monotonic()
     thread = threading.Thread(target=kill, name="multihost-kill", daemon=True)
     thread.start()
     return thread
+
+
+def fate_of(bed: Bed, call_ids: list[UUID]) -> dict[str, Any]:
+    """What became of the calls a killed host held: their final statuses, how often each completed, and
+    why they went back to the queue."""
+    return {
+        "calls": len(call_ids),
+        "statuses": status_counts(bed.system.db, call_ids),
+        "completed_more_than_once": sum(1 for n in completions_per_call(bed.system.db, call_ids).values() if n > 1),
+        "requeued_by_reason": retried_calls(bed, call_ids),
+    }
 
 
 def retried_calls(bed: Bed, call_ids: list[UUID]) -> dict[str, int]:
     """Calls that went back to the queue, by the failure code that sent them (run_crashed: a lost host)."""
     rows = bed.system.db.query(
         "SELECT error_code, count(DISTINCT call_id) AS n FROM call_processing_events WHERE call_id = ANY(%s) "
-        "AND stage = 'STATUS' AND error_message = 'status -> QUEUED' AND error_code IS NOT NULL GROUP BY error_code",
+        "AND stage = 'STATUS' AND error_message LIKE 'status -> QUEUED%%' AND error_code IS NOT NULL "
+        "GROUP BY error_code",
         (call_ids,),
     )
     return {str(row["error_code"]): int(row["n"]) for row in rows}

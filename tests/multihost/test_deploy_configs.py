@@ -114,7 +114,10 @@ def test_helm_values_match_the_instance_and_the_code_location() -> None:
     runs = instance["concurrency"]["runs"]
     assert queue["maxConcurrentRuns"] == runs["max_concurrent_runs"]
     assert queue["tagConcurrencyLimits"] == runs["tag_concurrency_limits"]
-    assert queue["dequeueIntervalSeconds"] == instance["run_coordinator"]["config"]["dequeue_interval_seconds"]
+    coordinator = instance["run_coordinator"]["config"]
+    assert queue["dequeueIntervalSeconds"] == coordinator["dequeue_interval_seconds"]
+    assert queue["dequeueUseThreads"] == coordinator["dequeue_use_threads"]
+    assert queue["dequeueNumWorkers"] == coordinator["dequeue_num_workers"]
     monitoring = values["dagsterDaemon"]["runMonitoring"]
     assert monitoring["maxRuntimeSeconds"] == instance["run_monitoring"]["max_runtime_seconds"]
     assert values["dagsterDaemon"]["runRetries"]["enabled"] is instance["run_retries"]["enabled"] is False
