@@ -271,7 +271,7 @@ class RequestPacer:
     (adapters/db/request_slots.py has the same for all processes together).
 
     A provider's rate limit (pyannoteAI: 100 requests/min) is cheaper to respect up front than to learn
-    from 429s: retries run out and soft stages get dropped. Waiting happens outside the in-flight slots.
+    from 429s: retries run out and soft stages get dropped. A request waits for its turn in its in-flight slot.
     """
 
     def __init__(self, per_minute: int) -> None:
@@ -388,13 +388,6 @@ class ProviderHttpClient:
         authenticated: bool,
         request_options: Mapping[str, Any],
     ) -> httpx.Response:
-        # presigned uploads go to object storage, not to the provider's rate-limited API
-        if authenticated and self._pacer is not None and not self._pacer.wait_for_turn(deadline.remaining()):
-            raise RateLimitedError(
-                f"{self.provider} request budget exhausted before the deadline",
-                code=codes.rate_limited,
-                provider=self.provider,
-            )
         if not self._slots.acquire(timeout=deadline.remaining()):
             raise RetryableProviderError(
                 f"{self.provider} had no free request slot before the deadline",
@@ -402,6 +395,15 @@ class ProviderHttpClient:
                 provider=self.provider,
             )
         try:
+            # The turn is taken while holding a slot, so the request leaves at its turn: turns taken before
+            # waiting for a slot were spent late, all at once, past the provider's per-minute limit.
+            # Presigned uploads go to object storage, not to the provider's rate-limited API.
+            if authenticated and self._pacer is not None and not self._pacer.wait_for_turn(deadline.remaining()):
+                raise RateLimitedError(
+                    f"{self.provider} request budget exhausted before the deadline",
+                    code=codes.rate_limited,
+                    provider=self.provider,
+                )
             timeout = min(request_timeout, deadline.remaining())
             if timeout <= 0:
                 raise RetryableProviderError(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -131,3 +133,39 @@ def test_client_rejects_bad_configuration(options: dict[str, object], message: s
     }
     with pytest.raises(ValueError, match=message):
         ProviderHttpClient(**{**settings, **options})  # type: ignore[arg-type]
+
+
+def test_a_paced_request_leaves_at_its_turn_even_when_slots_are_busy() -> None:
+    """A turn taken before waiting for a free slot would be spent late, in a burst past the budget."""
+    turns: list[float] = []
+    sends: list[float] = []
+
+    class RecordingPacer:
+        def wait_for_turn(self, max_wait_seconds: float) -> bool:
+            turns.append(time.monotonic())
+            return True
+
+    def slow_provider(request: httpx.Request) -> httpx.Response:
+        sends.append(time.monotonic())
+        time.sleep(0.2)
+        return httpx.Response(200, json={})
+
+    client = ProviderHttpClient(
+        provider="pyannote",
+        api_key="k",
+        request_timeout_seconds=5.0,
+        max_retries=0,
+        max_concurrency=1,
+        http_client=httpx.Client(transport=httpx.MockTransport(slow_provider)),
+        pacer=RecordingPacer(),
+    )
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        for future in [
+            pool.submit(
+                client.send, "GET", "https://api.example/jobs", codes=TRANSCRIPTION_CODES, deadline=Deadline.after(10)
+            )
+            for _ in range(3)
+        ]:
+            future.result()
+    assert len(turns) == len(sends) == 3
+    assert max(send - turn for turn, send in zip(sorted(turns), sorted(sends), strict=True)) < 0.1
