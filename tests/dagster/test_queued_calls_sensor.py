@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
@@ -21,12 +20,6 @@ from scryon_dagster.pipeline.pickup import ORPHANED_AFTER, OrphanRecovery
 from scryon_dagster.resources import CallDatabaseResource, SettingsResource
 from scryon_dagster.sensors.queued_calls import queued_calls_sensor, recover_orphaned_calls
 from scryon_dagster.settings import load_settings
-
-
-@pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as test_instance:
-        yield test_instance
 
 
 @pytest.fixture
