@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from scryon_dagster.adapters.object_store.errors import InvalidObjectKeyError, ObjectTooLargeError
@@ -41,6 +43,11 @@ class ObjectStore(Protocol):
 
     def get_bytes(self, key: str) -> bytes:
         """The object's bytes; raises ObjectNotFoundError."""
+        ...
+
+    def download_to(self, key: str, path: Path) -> int:
+        """Stream the object into a new file at ``path`` (mode 0600, replacing any file there) without holding
+        it in memory; return its size. Raises ObjectNotFoundError."""
         ...
 
     def exists(self, key: str) -> bool: ...
@@ -100,6 +107,13 @@ def _validate_path_text(text: str, segments: list[str]) -> None:
 def validate_expiry(expires_seconds: int) -> None:
     if not 1 <= expires_seconds <= MAX_PRESIGN_SECONDS:
         raise ValueError(f"expires_seconds must be between 1 and {MAX_PRESIGN_SECONDS}")
+
+
+def open_private_file(path: Path) -> BinaryIO:
+    """``path`` opened for writing from empty, readable by its owner only: downloads can be raw audio."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # the mode above applies only to a new file
+    return open(fd, "wb")
 
 
 class SizeLimitedReader(io.RawIOBase):

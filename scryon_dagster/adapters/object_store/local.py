@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -13,9 +14,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 from scryon_dagster.adapters.object_store.base import (
+    COPY_CHUNK_BYTES,
     ObjectInfo,
     ObjectStoreBase,
     SizeLimitedReader,
+    open_private_file,
     require_non_empty_prefix,
     validate_key,
     validate_prefix,
@@ -76,6 +79,19 @@ class LocalDirectoryStore(ObjectStoreBase):
         path = self._path_of(key)
         try:
             return path.read_bytes()
+        except (*_MISSING_PATH_ERRORS, IsADirectoryError):
+            self._require_root("read")
+            raise ObjectNotFoundError(key) from None
+        except OSError as exc:
+            raise _os_error("read", exc) from None
+
+    @retried_method
+    def download_to(self, key: str, path: Path) -> int:
+        source_path = self._path_of(key)
+        try:
+            with source_path.open("rb") as source, open_private_file(path) as target:
+                shutil.copyfileobj(source, target, COPY_CHUNK_BYTES)
+                return target.tell()
         except (*_MISSING_PATH_ERRORS, IsADirectoryError):
             self._require_root("read")
             raise ObjectNotFoundError(key) from None

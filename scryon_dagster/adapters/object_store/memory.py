@@ -6,12 +6,14 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import BinaryIO
 
 from scryon_dagster.adapters.object_store.base import (
     ObjectInfo,
     ObjectStoreBase,
     SizeLimitedReader,
+    open_private_file,
     require_non_empty_prefix,
     validate_key,
     validate_prefix,
@@ -46,6 +48,12 @@ class InMemoryObjectStore(ObjectStoreBase):
         if stored is None:
             raise ObjectNotFoundError(key)
         return stored.data
+
+    def download_to(self, key: str, path: Path) -> int:
+        data = self.get_bytes(key)
+        with open_private_file(path) as file:
+            file.write(data)
+        return len(data)
 
     def head(self, key: str) -> ObjectInfo | None:
         validate_key(key)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import boto3
@@ -18,6 +19,7 @@ from scryon_dagster.adapters.object_store.base import (
     ObjectInfo,
     ObjectStoreBase,
     SizeLimitedReader,
+    open_private_file,
     require_non_empty_prefix,
     validate_expiry,
     validate_key,
@@ -144,6 +146,14 @@ class S3ObjectStore(ObjectStoreBase):
                 return bytes(body.read())
             finally:
                 body.close()
+
+    @retried_method
+    def download_to(self, key: str, path: Path) -> int:
+        validate_key(key)
+        # Each attempt (retried_method) starts a new file: a failed download leaves no partial prefix behind.
+        with _s3_errors("get", key), open_private_file(path) as target:
+            self._client.download_fileobj(self.bucket, key, target, Config=self._transfer_config)
+            return target.tell()
 
     @retried_method
     def head(self, key: str) -> ObjectInfo | None:

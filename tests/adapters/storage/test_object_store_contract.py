@@ -243,3 +243,20 @@ def test_concurrent_writers_of_one_key_never_tear_the_object(store: ObjectStore)
 
 def test_check_passes_on_a_usable_store(store: ObjectStore) -> None:
     store.check()
+
+
+def test_download_to_streams_the_object_into_a_private_file(store: ObjectStore, tmp_path: Path) -> None:
+    payload = bytes(range(256)) * 9_000  # past one multipart chunk of nothing, but several copy chunks
+    store.put_bytes(TEMP_AUDIO, payload, "audio/mp4")
+    target = tmp_path / "downloaded"
+    target.write_bytes(b"an older, longer file " * 200_000)
+
+    assert store.download_to(TEMP_AUDIO, target) == len(payload)
+
+    assert target.read_bytes() == payload
+    assert target.stat().st_mode & 0o777 == 0o600
+
+
+def test_download_to_of_a_missing_key_raises_not_found(store: ObjectStore, tmp_path: Path) -> None:
+    with pytest.raises(ObjectNotFoundError):
+        store.download_to(TEMP_AUDIO, tmp_path / "downloaded")
