@@ -43,13 +43,13 @@ class PermanentProviderError(ProviderError):
     retryable = False
 
 
-def refuse_oversized_upload(audio: bytes, *, max_bytes: int, provider: str) -> None:
+def refuse_oversized_upload(size_bytes: int, *, max_bytes: int, provider: str) -> None:
     """Raise ``audio_too_large_for_provider`` (permanent) for audio over a provider's documented upload
     limit, before it is sent: the provider would refuse it (413) after the whole upload, and the same
     audio can never fit."""
-    if len(audio) > max_bytes:
+    if size_bytes > max_bytes:
         raise PermanentProviderError(
-            f"{provider} upload of {len(audio)} bytes is over its limit of {max_bytes} bytes",
+            f"{provider} upload of {size_bytes} bytes is over its limit of {max_bytes} bytes",
             code=ErrorCode.AUDIO_TOO_LARGE_FOR_PROVIDER,
             provider=provider,
         )

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from scryon_dagster.adapters.audio_upload import AudioSource, audio_size, multipart_audio
 from scryon_dagster.adapters.errors import PermanentProviderError, refuse_oversized_upload
 from scryon_dagster.adapters.http import (
     DEFAULT_BACKOFF,
@@ -57,12 +58,13 @@ def parse_transcription(raw: bytes) -> RawTranscript:
     return transcript
 
 
-def _audio_part(audio: bytes, filename: str, content_type: str) -> dict[str, tuple[str, bytes, str]]:
-    if not audio:
+def _checked_upload_size(audio: AudioSource, filename: str, content_type: str, max_bytes: int) -> None:
+    size = audio_size(audio)
+    if not size:
         raise ValueError("audio is empty")
     if not filename or not content_type:
         raise ValueError("filename and content_type are required")
-    return {"file": (filename, audio, content_type)}
+    refuse_oversized_upload(size, max_bytes=max_bytes, provider=PROVIDER)
 
 
 class LemonfoxClient(ProviderClient):
@@ -121,7 +123,7 @@ class LemonfoxClient(ProviderClient):
 
     def transcribe(
         self,
-        audio: bytes,
+        audio: AudioSource,
         *,
         filename: str,
         content_type: str,
@@ -134,17 +136,18 @@ class LemonfoxClient(ProviderClient):
         """Transcribe with speaker labels and word + segment timestamps; retry network/5xx/429.
         Audio over ``max_upload_bytes`` is refused before sending (``audio_too_large_for_provider``);
         ``audio_seconds`` (the audio's duration, when known) sizes the time limits."""
-        refuse_oversized_upload(audio, max_bytes=self.max_upload_bytes, provider=PROVIDER)
+        _checked_upload_size(audio, filename, content_type, self.max_upload_bytes)
         timeout = self._timeout.for_audio(audio_seconds)
-        sent = self._http.send(
-            "POST",
-            self._url,
-            codes=TRANSCRIPTION_CODES,
-            deadline=deadline or Deadline.after(timeout * self._attempts),
-            request_timeout_seconds=timeout,
-            data=self._form(min_speakers, max_speakers, prompt, callback_url=None),
-            files=_audio_part(audio, filename, content_type),
-        )
+        with multipart_audio(audio) as audio_part:
+            sent = self._http.send(
+                "POST",
+                self._url,
+                codes=TRANSCRIPTION_CODES,
+                deadline=deadline or Deadline.after(timeout * self._attempts),
+                request_timeout_seconds=timeout,
+                data=self._form(min_speakers, max_speakers, prompt, callback_url=None),
+                files={"file": (filename, audio_part, content_type)},
+            )
         raw = sent.response.content
         return TranscriptionResult(
             raw_bytes=raw,
@@ -155,7 +158,7 @@ class LemonfoxClient(ProviderClient):
 
     def submit_with_callback(
         self,
-        audio: bytes,
+        audio: AudioSource,
         *,
         filename: str,
         content_type: str,
@@ -172,15 +175,16 @@ class LemonfoxClient(ProviderClient):
         """
         if not callback_url.startswith(("https://", "http://")):
             raise ValueError("callback_url must be an absolute http(s) URL")
-        refuse_oversized_upload(audio, max_bytes=self.max_upload_bytes, provider=PROVIDER)
-        self._http.send(
-            "POST",
-            self._url,
-            codes=TRANSCRIPTION_CODES,
-            deadline=deadline or Deadline.after(self._timeout.floor_seconds * self._attempts),
-            data=self._form(min_speakers, max_speakers, prompt, callback_url=callback_url),
-            files=_audio_part(audio, filename, content_type),
-        )
+        _checked_upload_size(audio, filename, content_type, self.max_upload_bytes)
+        with multipart_audio(audio) as audio_part:
+            self._http.send(
+                "POST",
+                self._url,
+                codes=TRANSCRIPTION_CODES,
+                deadline=deadline or Deadline.after(self._timeout.floor_seconds * self._attempts),
+                data=self._form(min_speakers, max_speakers, prompt, callback_url=callback_url),
+                files={"file": (filename, audio_part, content_type)},
+            )
 
     def _form(
         self,

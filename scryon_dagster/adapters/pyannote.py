@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from scryon_dagster.adapters.audio_upload import AudioSource, audio_size, request_body
 from scryon_dagster.adapters.errors import PermanentProviderError, RetryableProviderError, refuse_oversized_upload
 from scryon_dagster.adapters.http import (
     DEFAULT_BACKOFF,
@@ -155,12 +156,13 @@ class PyannoteClient(ProviderClient):
             timeout_seconds_per_audio_minute=settings.scryon_diarization_timeout_seconds_per_audio_minute,
         )
 
-    def upload_media(self, audio: bytes, media_key: str, *, deadline: Deadline | None = None) -> str:
+    def upload_media(self, audio: AudioSource, media_key: str, *, deadline: Deadline | None = None) -> str:
         """Upload to pyannote's temporary media store; return the ``media://<key>`` URL for jobs.
         Audio over ``max_upload_bytes`` is refused before anything is sent (``audio_too_large_for_provider``)."""
-        if not audio:
+        size = audio_size(audio)
+        if not size:
             raise ValueError("audio is empty")
-        refuse_oversized_upload(audio, max_bytes=self.max_upload_bytes, provider=PROVIDER)
+        refuse_oversized_upload(size, max_bytes=self.max_upload_bytes, provider=PROVIDER)
         if not _MEDIA_KEY.match(media_key):
             raise ValueError("media_key must be 1-255 characters of letters, digits, '.', '_', '-', '/'")
         deadline = deadline or self._new_deadline()
@@ -186,15 +188,16 @@ class PyannoteClient(ProviderClient):
                 provider=PROVIDER,
             )
         # A presigned URL carries its own authorization; a Bearer header would make the store refuse it.
-        self._http.send(
-            "PUT",
-            upload_url,
-            codes=DIARIZATION_CODES,
-            deadline=deadline,
-            authenticated=False,
-            content=audio,
-            headers={"Content-Type": "application/octet-stream"},
-        )
+        with request_body(audio) as audio_body:
+            self._http.send(
+                "PUT",
+                upload_url,
+                codes=DIARIZATION_CODES,
+                deadline=deadline,
+                authenticated=False,
+                content=audio_body,
+                headers={"Content-Type": "application/octet-stream"},
+            )
         return media_url
 
     def submit_diarization(
