@@ -20,7 +20,7 @@ from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.adapters.identity import IdTokenVerifier
 from scryon_dagster.adapters.object_store import ObjectStore, build_object_store
 from scryon_dagster.api.errors import install_error_handlers
-from scryon_dagster.api.routes import calls, health, voice_profiles, webhooks
+from scryon_dagster.api.routes import call_changes, calls, health, voice_profiles, webhooks
 from scryon_dagster.api.security import Authenticator
 from scryon_dagster.api.services import ApiServices
 from scryon_dagster.settings import Settings
@@ -107,6 +107,7 @@ def create_app(
     app.include_router(webhooks.router)
     authenticated = [Depends(authenticator.dependency())]
     app.include_router(calls.router, dependencies=authenticated)
+    app.include_router(call_changes.router, dependencies=authenticated)
     app.include_router(voice_profiles.router, dependencies=authenticated)
     return app
 

@@ -13,9 +13,10 @@ stored ``ANALYSIS_JSON`` artifacts of every version:
 A v1/v2 artifact parses into the same ``Analysis``: its flat bullets land in ``legacy_summary_bullets``,
 fields it never had are null or empty, and keys this code does not know are kept as model extras.
 
-Vocabularies come from the reference documentation. The reference leaves the item shapes of the typed
-lists (decisions, risks, …) open; ours are deliberately small — ``text`` plus cited segment ids, with one
-extra field where the item needs it (a risk's severity, a date's ISO value, a person's name) — and a
+Vocabularies (``vocabulary.py``, importable from here too) come from the reference documentation. The
+reference leaves the item shapes of the typed lists (decisions, risks, …) open; ours are deliberately
+small — ``text`` plus cited segment ids, with one extra field where the item needs it (a risk's severity,
+a date's ISO value, a person's name) — and a
 stored list of plain strings reads as items with that text.
 """
 
@@ -28,7 +29,22 @@ from typing import Annotated, Any, Final
 from pydantic import Field, ValidationError, ValidationInfo, WithJsonSchema, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from scryon_dagster.domain.analysis.contract import ContractModel, LenientStrEnum, is_strict
+from scryon_dagster.domain.analysis.contract import ContractModel, is_strict
+from scryon_dagster.domain.analysis.vocabulary import (
+    CallType,
+    Energy,
+    Formality,
+    Importance,
+    Intent,
+    LegacyBulletCategory,
+    MessageChannel,
+    Pace,
+    Phase,
+    Priority,
+    ProviderHint,
+    SentimentLabel,
+    ToneLabel,
+)
 from scryon_dagster.domain.transcript.models import Role
 
 CURRENT_SCHEMA_VERSION: Final = 3
@@ -37,134 +53,6 @@ _VERSION_WHEN_ABSENT: Final = 1
 
 # The system prompt explains citations once; a per-field description would repeat it in every object.
 SegmentIds = Annotated[list[str], Field(default_factory=list)]
-
-
-# --- vocabularies ------------------------------------------------------------------------------------
-
-
-class CallType(LenientStrEnum):
-    PERSONAL = "personal"
-    BUSINESS = "business"
-    SALES = "sales"
-    SUPPORT = "support"
-    INTERVIEW = "interview"
-    FINANCE = "finance"
-    HEALTHCARE = "healthcare"
-    LEGAL = "legal"
-    EDUCATION = "education"
-    UNKNOWN = "unknown"
-    OTHER = "other"
-
-
-class Importance(LenientStrEnum):
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-
-
-class Priority(LenientStrEnum):
-    """Action-item priority on the wire (lowercase); the ``action_items`` column stores it uppercase."""
-
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-
-
-class Phase(LenientStrEnum):
-    OPENING = "opening"
-    MIDDLE = "middle"
-    CLOSING = "closing"
-    FOLLOWUP = "followup"
-
-
-class LegacyBulletCategory(LenientStrEnum):
-    """Category of a v1/v2 flat summary bullet."""
-
-    CONTEXT = "context"
-    OUTCOME = "outcome"
-    NEXT_STEPS = "next_steps"
-    CONCERN = "concern"
-    AGREEMENT = "agreement"
-    DECISION = "decision"
-    BLOCKER = "blocker"
-    OBSERVATION = "observation"
-    TOPIC = "topic"
-
-
-class SentimentLabel(LenientStrEnum):
-    POSITIVE = "positive"
-    NEUTRAL = "neutral"
-    NEGATIVE = "negative"
-    MIXED = "mixed"
-    UNCLEAR = "unclear"
-
-
-class ToneLabel(LenientStrEnum):
-    """Headline register of a conversation (the reference's documented vocabulary)."""
-
-    PROFESSIONAL = "professional"
-    FRIENDLY = "friendly"
-    TENSE = "tense"
-    URGENT = "urgent"
-    SUPPORTIVE = "supportive"
-    TRANSACTIONAL = "transactional"
-    ESCALATED = "escalated"
-    EMPATHETIC = "empathetic"
-    TERSE = "terse"
-    PLAYFUL = "playful"
-    CONFRONTATIONAL = "confrontational"
-    INFORMATIONAL = "informational"
-    CASUAL = "casual"
-    FORMAL_BUSINESS = "formal-business"
-    CONVERSATIONAL = "conversational"
-
-
-class Formality(LenientStrEnum):
-    FORMAL = "formal"
-    SEMI_FORMAL = "semi-formal"
-    INFORMAL = "informal"
-
-
-class Energy(LenientStrEnum):
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-
-
-class Pace(LenientStrEnum):
-    SLOW = "slow"
-    NORMAL = "normal"
-    FAST = "fast"
-
-
-class Intent(LenientStrEnum):
-    """What a client could launch for an action item; the backend classifies, the client launches."""
-
-    MEETING = "meeting"
-    EMAIL = "email"
-    CALL = "call"
-    MESSAGE = "message"
-    REMINDER = "reminder"
-    TASK = "task"
-    NONE = "none"
-
-
-class ProviderHint(LenientStrEnum):
-    """A client-side ordering hint, set only when the transcript named the tool explicitly."""
-
-    MEET = "meet"
-    ZOOM = "zoom"
-    TEAMS = "teams"
-    PHONE = "phone"
-    WHATSAPP = "whatsapp"
-    SMS = "sms"
-    TELEGRAM = "telegram"
-
-
-class MessageChannel(LenientStrEnum):
-    WHATSAPP = "whatsapp"
-    SMS = "sms"
-    TELEGRAM = "telegram"
 
 
 # --- summary -----------------------------------------------------------------------------------------
