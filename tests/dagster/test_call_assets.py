@@ -10,11 +10,11 @@ import pytest
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
 from dagster._core.loader import LoadingContextForTest
 from dagster._core.remote_representation.external_data import RepositorySnap
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from dagster_shared.serdes import serialize_value
 
 from scryon_dagster.assets import calls as call_assets
 from scryon_dagster.assets.calls import CALL_ASSET_SPECS, call_pipeline
+from scryon_dagster.dagster_private import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from scryon_dagster.definitions import defs
 from scryon_dagster.domain.calls import Stage
 from scryon_dagster.jobs.calls import process_calls_job, process_listed_calls_job, rederive_transcripts_job

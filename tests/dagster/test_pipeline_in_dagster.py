@@ -9,10 +9,10 @@ from uuid import UUID, uuid4
 
 import dagster as dg
 import pytest
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.adapters.object_store import ObjectStore
+from scryon_dagster.dagster_private import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from scryon_dagster.definitions import defs
 from scryon_dagster.domain.calls import ArtifactType, CallStatus
 from scryon_dagster.partitions import BATCH_TAG, CALLS_PARTITIONS

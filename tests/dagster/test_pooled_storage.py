@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import dagster as dg
 import pytest
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from scryon_dagster.assets.calls import MATERIALIZATION_FLUSH_CALLS
+from scryon_dagster.dagster_private import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from scryon_dagster.dagster_storage import PooledPostgresEventLogStorage
 from tests.dagster.test_call_assets import ALL_ASSETS, _job, _keys
 

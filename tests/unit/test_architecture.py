@@ -19,6 +19,11 @@ PACKAGE = "scryon_dagster"
 SQL = re.compile(r"\b(SELECT|INSERT INTO|UPDATE [a-z_]+ SET|DELETE FROM)\b")
 DAGSTER_FREE_ROOMS = ("pipeline", "adapters", "domain")
 DOMAIN_THIRD_PARTY = frozenset({"pydantic"})
+MAX_MODULE_LINES = 400
+# A longer module says why in its docstring, e.g. "One module over 400 lines because ...".
+OVER_LIMIT_REASON = re.compile(r"over 400 lines because", re.IGNORECASE)
+# Being reworked by another change that will split it or give the reason; the test fails once the entry is stale.
+AWAITING_REASON = frozenset({f"{PACKAGE}.adapters.audio"})
 
 
 def module_files() -> dict[str, Path]:
@@ -146,3 +151,27 @@ def test_sql_lives_only_under_adapters_db() -> None:
     }
 
     assert offenders == set()
+
+
+def test_only_dagster_private_imports_the_private_dagster_api() -> None:
+    users = {
+        module
+        for module, path in MODULES.items()
+        if any(name.startswith("dagster._") for name in imports_of(module, path))
+    }
+
+    assert users == {f"{PACKAGE}.dagster_private"}
+
+
+def test_every_module_over_400_lines_says_why_at_its_top() -> None:
+    unexplained = set()
+    for module, path in MODULES.items():
+        source = path.read_text(encoding="utf-8")
+        lines = len(source.splitlines())
+        if lines > MAX_MODULE_LINES and not OVER_LIMIT_REASON.search(ast.get_docstring(ast.parse(source)) or ""):
+            unexplained.add(module)
+
+    assert unexplained == AWAITING_REASON, (
+        f"over {MAX_MODULE_LINES} lines without a reason at the top: {sorted(unexplained - AWAITING_REASON)}; "
+        f"no longer awaiting one (drop from AWAITING_REASON): {sorted(AWAITING_REASON - unexplained)}"
+    )
