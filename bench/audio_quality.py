@@ -53,7 +53,9 @@ from scryon_dagster.adapters.audio import (
     AudioPreprocessor,
     ChainTuning,
     FilterGraph,
+    PreprocessedAudio,
     build_filter_graph,
+    call_audio_directory,
     resolve_ffmpeg,
 )
 from scryon_dagster.settings import AudioPreprocessingChain
@@ -281,10 +283,9 @@ def denoiser_voice_loss(call: SyntheticCall, ffmpeg: str, floors_db: Sequence[in
     which would hide it."""
 
     def party_levels(steps: tuple[str, ...]) -> tuple[float, float]:
-        result = AudioPreprocessor(ffmpeg, graph=FilterGraph(shared=steps)).preprocess(
-            call.wav(), diarization_variant=False
+        _, samples, _ = _preprocess(
+            AudioPreprocessor(ffmpeg, graph=FilterGraph(shared=steps)), call.wav(), diarization_variant=False
         )
-        samples = _wav_samples(result.transcription_audio)
         levels = {
             loud: np.median(
                 [
@@ -337,13 +338,15 @@ def run_chain(
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
-    both = min(cpu_seconds(lambda: preprocessor.preprocess(upload)) for _ in range(repeats))
-    alone = min(cpu_seconds(lambda: preprocessor.preprocess(upload, diarization_variant=False)) for _ in range(repeats))
-    result = preprocessor.preprocess(upload)
-    if result.used_original or result.diarization_audio is None:
+    both = min(cpu_seconds(lambda: _preprocess(preprocessor, upload)) for _ in range(repeats))
+    alone = min(
+        cpu_seconds(lambda: _preprocess(preprocessor, upload, diarization_variant=False)) for _ in range(repeats)
+    )
+    result, transcription_samples, diarization_samples = _preprocess(preprocessor, upload)
+    if result.used_original or diarization_samples is None:
         raise RuntimeError(f"preprocessing fell back to the original audio: {result.failure}")
-    transcription = measure(_wav_samples(result.transcription_audio), call, ffmpeg)
-    diarization = measure(_wav_samples(result.diarization_audio), call, ffmpeg)
+    transcription = measure(transcription_samples, call, ffmpeg)
+    diarization = measure(diarization_samples, call, ffmpeg)
     return both / minutes, alone / minutes, transcription, diarization
 
 
@@ -418,6 +421,20 @@ def _wav_bytes(samples: Signal, rate: int) -> bytes:
         writer.setframerate(rate)
         writer.writeframes((np.clip(samples, -1.0, 32_767 / 32_768) * 32_768).astype("<i2").tobytes())
     return buffer.getvalue()
+
+
+def _preprocess(
+    preprocessor: AudioPreprocessor, audio: bytes, *, diarization_variant: bool = True
+) -> tuple[PreprocessedAudio, Signal, Signal | None]:
+    """``audio`` preprocessed as the pipeline does it (files in a call audio directory): the result and the
+    samples of its transcription and diarization variants."""
+    with call_audio_directory() as directory:
+        original = directory / "original"
+        original.write_bytes(audio)
+        result = preprocessor.preprocess(original, directory, diarization_variant=diarization_variant)
+        transcription = _wav_samples(result.transcription_audio.read_bytes())
+        diarization = None if result.diarization_audio is None else _wav_samples(result.diarization_audio.read_bytes())
+    return result, transcription, diarization
 
 
 def _wav_samples(data: bytes) -> Signal:

@@ -1,10 +1,12 @@
-"""ffmpeg audio preprocessing, entirely in memory.
+"""ffmpeg audio preprocessing, file to file.
 
-Audio never touches a disk: the input and the outputs live in anonymous memory files (Linux
-``memfd_create``) that ffmpeg opens through ``/proc/self/fd``. Memory files rather than pipes because
-phone recorders write MP4/M4A with the index (``moov``) at the end, which ffmpeg can only read from a
-seekable input; and because one ffmpeg process can then decode once and write both variants from one
-filter graph (``asplit`` after the shared steps), without any pipe juggling. The default chain gives
+A call's audio is never held whole in memory (a decoded two-hour call is ~230 MB): the recording and the
+variants are files in the call's own temporary directory (:func:`call_audio_directory`: private to its
+owner, removed when the call ends), which ffmpeg opens through ``/proc/self/fd`` so that no path has to be
+quoted inside a filter graph. Files rather than pipes because phone recorders write MP4/M4A with the index
+(``moov``) at the end, which ffmpeg can only read from a seekable input; and because one ffmpeg process can
+then decode once and write both variants from one filter graph (``asplit`` after the shared steps),
+without any pipe juggling. The default chain gives
 both providers the same audio, so it has a single output.
 
 Decoding happens inside the filter graph (the ``amovie`` source of a ``lavfi`` input): the ffmpeg CLI runs
@@ -25,20 +27,23 @@ metadata (titles, artists) written by the recording app.
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import select
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 import wave
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
+from typing import BinaryIO
 
+from scryon_dagster.adapters.object_store.base import open_private_file
 from scryon_dagster.domain.audio_formats import SNIFF_HEAD_BYTES, AudioType, sniff_audio_type
 from scryon_dagster.domain.calls import ErrorCode
 from scryon_dagster.settings import AudioPreprocessingChain, Settings
@@ -47,7 +52,7 @@ logger = logging.getLogger(__name__)
 
 OUTPUT_SAMPLE_RATE_HZ = 16_000
 _OUTPUT_SAMPLE_WIDTH_BYTES = 2
-_OUTPUT_BYTES_PER_SECOND = OUTPUT_SAMPLE_RATE_HZ * _OUTPUT_SAMPLE_WIDTH_BYTES
+_WAV_CHUNK_BYTES = 1024 * 1024
 _TO_16KHZ_MONO = (f"aresample={OUTPUT_SAMPLE_RATE_HZ}", "aformat=channel_layouts=mono")
 # The leveled chain filters in single precision: afftdn (most of the chain's cost) otherwise inherits
 # dynaudnorm's double precision and costs ~40 % more, for no audible difference.
@@ -77,6 +82,7 @@ class PreprocessingFailure(StrEnum):
     FFMPEG_UNAVAILABLE = "ffmpeg_unavailable"
     PLATFORM_UNSUPPORTED = "platform_unsupported"
     MEMORY_FILES_FAILED = "memory_files_failed"
+    TEMPORARY_FILES_FAILED = "temporary_files_failed"
     EMPTY_INPUT = "empty_input"
     INVALID_AUDIO = "invalid_audio"
     TIMEOUT = "timeout"
@@ -88,14 +94,14 @@ class PreprocessingFailure(StrEnum):
 class PreprocessedAudio:
     """The two provider inputs of one call.
 
-    When ``used_original`` is true both variants are the uploaded bytes unchanged, ``audio_type`` is
-    the sniffed upload format (None if unrecognised) and ``fallback_reason``/``failure`` say why.
-    ``diarization_audio`` is None when the diarization variant was not asked for.
+    Files in the call's audio directory. When ``used_original`` is true both variants are the uploaded
+    recording unchanged, ``audio_type`` is the sniffed upload format (None if unrecognised) and
+    ``fallback_reason``/``failure`` say why. ``diarization_audio`` is None when the diarization variant was
+    not asked for.
     """
 
-    # Out of repr so that logging the result can never dump audio.
-    transcription_audio: bytes = field(repr=False)
-    diarization_audio: bytes | None = field(repr=False)
+    transcription_audio: Path
+    diarization_audio: Path | None
     audio_type: AudioType | None
     duration_seconds: float | None
     used_original: bool
@@ -106,7 +112,7 @@ class PreprocessedAudio:
     @classmethod
     def unprocessed(
         cls,
-        audio: bytes,
+        audio: Path,
         *,
         fallback_reason: ErrorCode | None = None,
         failure: PreprocessingFailure | None = None,
@@ -116,7 +122,7 @@ class PreprocessedAudio:
         return cls(
             transcription_audio=audio,
             diarization_audio=audio,
-            audio_type=sniff_audio_type(audio[:SNIFF_HEAD_BYTES]),
+            audio_type=sniff_audio_type(read_head(audio)),
             duration_seconds=wav_duration_seconds(audio),
             used_original=True,
             fallback_reason=fallback_reason,
@@ -294,17 +300,19 @@ class AudioPreprocessor:
             max_processes=settings.scryon_audio_preprocessing_processes or os.cpu_count() or 1,
         )
 
-    def preprocess(self, audio: bytes, *, diarization_variant: bool = True) -> PreprocessedAudio:
-        """Mono 16 kHz 16-bit WAV variants for transcription and (when asked for) diarization; never raises
-        for bad audio. A separate diarization variant costs its own filter steps: skip it when unused."""
+    def preprocess(self, audio: Path, directory: Path, *, diarization_variant: bool = True) -> PreprocessedAudio:
+        """Mono 16 kHz 16-bit WAV variants of the recording ``audio`` for transcription and (when asked for)
+        diarization, written to ``directory`` (the call's); never raises for bad audio. A separate
+        diarization variant costs its own filter steps: skip it when unused."""
         try:
-            pcm = self._convert(audio, diarization_variant)
+            pcm = self._convert(audio, directory, diarization_variant)
+            wavs = {variant: _pcm_to_wav(pcm_path, directory / f"{variant}.wav") for variant, pcm_path in pcm.items()}
         except _FfmpegError as error:
             logger.warning(
                 "audio preprocessing fell back to the original audio: %s (exit code %s, %d input bytes)",
                 error.failure.value,
                 error.exit_code,
-                len(audio),
+                audio.stat().st_size,
             )
             return PreprocessedAudio.unprocessed(
                 audio,
@@ -312,48 +320,51 @@ class AudioPreprocessor:
                 failure=error.failure,
                 ffmpeg_exit_code=error.exit_code,
             )
-        transcription_audio = _pcm_to_wav(pcm["transcription"])
+        duration_seconds = wav_duration_seconds(wavs["transcription"])
         diarization_audio = None
         if diarization_variant:
-            # Without a split both providers get the same audio: one buffer, not two.
-            diarization_audio = _pcm_to_wav(pcm["diarization"]) if "diarization" in pcm else transcription_audio
+            # Without a split both providers get the same audio: one file, not two.
+            diarization_audio = wavs.get("diarization", wavs["transcription"])
         return PreprocessedAudio(
-            transcription_audio=transcription_audio,
+            transcription_audio=wavs["transcription"],
             diarization_audio=diarization_audio,
             audio_type=AudioType.WAV,
-            duration_seconds=len(pcm["transcription"]) / _OUTPUT_BYTES_PER_SECOND,
+            duration_seconds=duration_seconds,
             used_original=False,
         )
 
-    def probe_duration_seconds(self, audio: bytes) -> float | None:
+    def probe_duration_seconds(self, audio: Path) -> float | None:
         """The duration of ``audio``: from a WAV header when it is one, else by decoding it; None if unknown."""
         duration = wav_duration_seconds(audio)
         if duration is not None:
             return duration
         try:
-            with _memory_file("probe-input", audio) as input_fd:
+            with _opened_file(audio, "rb") as input_file:
+                input_fd = input_file.fileno()
                 return self._run_ffmpeg(
                     ["-i", _fd_path(input_fd), "-map", "0:a:0", "-f", "null", "-"], pass_fds=(input_fd,)
                 )
         except _FfmpegError:
             return None
 
-    def _convert(self, audio: bytes, diarization_variant: bool) -> dict[str, bytes]:
-        """Raw PCM of each of the graph's outputs, by output label: decoded in the graph, or the ordinary way
-        when that reported an error or failed for a reason the ordinary way might not share."""
-        if not audio:
-            raise _FfmpegError(PreprocessingFailure.EMPTY_INPUT)
-        with _memory_file("audio-input", audio) as input_fd:
+    def _convert(self, audio: Path, directory: Path, diarization_variant: bool) -> dict[str, Path]:
+        """Raw PCM files of each of the graph's outputs, by output label: decoded in the graph, or the ordinary
+        way when that reported an error or failed for a reason the ordinary way might not share."""
+        with _opened_file(audio, "rb") as input_file:
+            if os.fstat(input_file.fileno()).st_size == 0:
+                raise _FfmpegError(PreprocessingFailure.EMPTY_INPUT)
             try:
-                return self._convert_once(input_fd, diarization_variant, decode_in_graph=True)
+                return self._convert_once(input_file.fileno(), directory, diarization_variant, decode_in_graph=True)
             except _DecodingStopped:
                 pass
             except _FfmpegError as error:
                 if error.failure in _FINAL_FAILURES:
                     raise
-            return self._convert_once(input_fd, diarization_variant, decode_in_graph=False)
+            return self._convert_once(input_file.fileno(), directory, diarization_variant, decode_in_graph=False)
 
-    def _convert_once(self, input_fd: int, diarization_variant: bool, *, decode_in_graph: bool) -> dict[str, bytes]:
+    def _convert_once(
+        self, input_fd: int, directory: Path, diarization_variant: bool, *, decode_in_graph: bool
+    ) -> dict[str, Path]:
         """One ffmpeg run, one decode and one graph: the shared steps run once, then asplit feeds each variant's
         own steps."""
         variants = self.graph.outputs(diarization_variant=diarization_variant)
@@ -365,8 +376,11 @@ class AudioPreprocessor:
             graph = self.graph.filter_complex(diarization_variant=diarization_variant)
             source = ["-i", _fd_path(input_fd), "-filter_complex", graph]
             outputs = [f"[{variant}]" for variant in variants]
+        pcm = {variant: directory / f"{variant}.pcm" for variant in variants}
         with ExitStack() as stack:
-            output_fds = {variant: stack.enter_context(_memory_file(variant)) for variant in variants}
+            output_fds = {
+                variant: stack.enter_context(_opened_file(path, "wb")).fileno() for variant, path in pcm.items()
+            }
             self._run_ffmpeg(
                 [
                     *source,
@@ -379,8 +393,7 @@ class AudioPreprocessor:
                 pass_fds=(input_fd, *output_fds.values()),
                 stop_on_errors=decode_in_graph,
             )
-            pcm = {variant: _read_all(fd) for variant, fd in output_fds.items()}
-        if not all(pcm.values()):
+        if not all(path.stat().st_size for path in pcm.values()):
             raise _FfmpegError(PreprocessingFailure.EMPTY_OUTPUT, 0)
         return pcm
 
@@ -449,17 +462,31 @@ class AudioPreprocessor:
         return audio_seconds
 
 
-def wav_duration_seconds(audio: bytes) -> float | None:
+@contextmanager
+def call_audio_directory() -> Iterator[Path]:
+    """A call's own temporary directory (under TMPDIR, readable by its owner only: raw audio), removed with
+    everything in it when the block ends, however it ends."""
+    with tempfile.TemporaryDirectory(prefix="scryon-call-audio-") as directory:
+        yield Path(directory)
+
+
+def read_head(audio: Path) -> bytes:
+    """The first bytes of the recording: enough to recognise its format."""
+    with audio.open("rb") as reader:
+        return reader.read(SNIFF_HEAD_BYTES)
+
+
+def wav_duration_seconds(audio: Path) -> float | None:
     """The duration of a PCM WAV from its header, or None when it is not one (or the header lies)."""
     try:
-        with wave.open(io.BytesIO(audio), "rb") as reader:
+        with wave.open(str(audio), "rb") as reader:
             frames = reader.getnframes()
             rate = reader.getframerate()
             frame_bytes = reader.getnchannels() * reader.getsampwidth()
     except (wave.Error, EOFError):
         return None
-    # Streamed WAVs carry a placeholder data size; trust only a size the bytes can hold.
-    if rate <= 0 or frame_bytes <= 0 or frames * frame_bytes > len(audio):
+    # Streamed WAVs carry a placeholder data size; trust only a size the file can hold.
+    if rate <= 0 or frame_bytes <= 0 or frames * frame_bytes > audio.stat().st_size:
         return None
     return frames / rate
 
@@ -469,15 +496,23 @@ def _pcm_output_args(stream: str, output_fd: int) -> list[str]:
     return ["-map", stream, "-c:a", "pcm_s16le", "-f", "s16le", "-y", _fd_path(output_fd)]
 
 
-def _pcm_to_wav(pcm: bytes) -> bytes:
-    # Raw PCM wrapped here, not a WAV muxed by ffmpeg: exact sizes in the header and no metadata chunk.
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as writer:
-        writer.setnchannels(1)
-        writer.setsampwidth(_OUTPUT_SAMPLE_WIDTH_BYTES)
-        writer.setframerate(OUTPUT_SAMPLE_RATE_HZ)
-        writer.writeframes(pcm[: len(pcm) - len(pcm) % _OUTPUT_SAMPLE_WIDTH_BYTES])
-    return buffer.getvalue()
+def _pcm_to_wav(pcm: Path, wav: Path) -> Path:
+    """``pcm`` wrapped into the WAV file ``wav`` chunk by chunk (and removed): wrapped here, not muxed by
+    ffmpeg, for exact sizes in the header and no metadata chunk."""
+    try:
+        remaining = pcm.stat().st_size // _OUTPUT_SAMPLE_WIDTH_BYTES * _OUTPUT_SAMPLE_WIDTH_BYTES
+        with _opened_file(pcm, "rb") as reader, _opened_file(wav, "wb") as target, wave.open(target, "wb") as writer:
+            writer.setnchannels(1)
+            writer.setsampwidth(_OUTPUT_SAMPLE_WIDTH_BYTES)
+            writer.setframerate(OUTPUT_SAMPLE_RATE_HZ)
+            while remaining:
+                chunk = reader.read(min(remaining, _WAV_CHUNK_BYTES))
+                writer.writeframes(chunk)
+                remaining -= len(chunk)
+        pcm.unlink()
+    except OSError:  # the disk is full, say
+        raise _FfmpegError(PreprocessingFailure.TEMPORARY_FILES_FAILED) from None
+    return wav
 
 
 def _last_progress_time_seconds(progress: bytes) -> float | None:
@@ -489,8 +524,19 @@ def _last_progress_time_seconds(progress: bytes) -> float | None:
 
 
 @contextmanager
-def _memory_file(name: str, content: bytes = b"") -> Iterator[int]:
-    """An anonymous in-memory file descriptor (never on disk), closed on exit."""
+def _opened_file(path: Path, mode: str) -> Iterator[BinaryIO]:
+    """``path`` opened for reading (``rb``), or created empty for writing (``wb``) readable by its owner only."""
+    try:
+        file = path.open("rb") if mode == "rb" else open_private_file(path)
+    except OSError:
+        raise _FfmpegError(PreprocessingFailure.TEMPORARY_FILES_FAILED) from None
+    with file:
+        yield file
+
+
+@contextmanager
+def _memory_file(name: str) -> Iterator[int]:
+    """An anonymous in-memory file descriptor (never on disk), closed on exit: ffmpeg's stderr."""
     if not hasattr(os, "memfd_create"):
         raise _FfmpegError(PreprocessingFailure.PLATFORM_UNSUPPORTED)
     try:
@@ -498,8 +544,6 @@ def _memory_file(name: str, content: bytes = b"") -> Iterator[int]:
     except OSError:  # out of descriptors or memory
         raise _FfmpegError(PreprocessingFailure.MEMORY_FILES_FAILED) from None
     try:
-        if content:
-            _write_all(fd, content)
         yield fd
     finally:
         os.close(fd)
@@ -508,14 +552,6 @@ def _memory_file(name: str, content: bytes = b"") -> Iterator[int]:
 def _fd_path(fd: int) -> str:
     # Reopening by path gives ffmpeg its own file offset, so the file is seekable from the start.
     return f"/proc/self/fd/{fd}"
-
-
-def _write_all(fd: int, content: bytes) -> None:
-    try:
-        with open(fd, "wb", closefd=False) as writer:
-            writer.write(content)
-    except OSError:
-        raise _FfmpegError(PreprocessingFailure.MEMORY_FILES_FAILED) from None
 
 
 def _read_all(fd: int) -> bytes:

@@ -8,23 +8,23 @@ whose provider outputs they fill in.
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
+from pathlib import Path
 
-from scryon_dagster.adapters.audio import AudioPreprocessor, PreprocessedAudio
+from scryon_dagster.adapters.audio import AudioPreprocessor, PreprocessedAudio, call_audio_directory, read_head
 from scryon_dagster.adapters.db.callback_queries import CallbackQueries
 from scryon_dagster.adapters.db.records import CallRecord
 from scryon_dagster.adapters.errors import ProviderError
 from scryon_dagster.adapters.lemonfox import LemonfoxClient
 from scryon_dagster.adapters.object_store import ObjectNotFoundError
 from scryon_dagster.adapters.pyannote import PyannoteClient
-from scryon_dagster.domain.audio_formats import SNIFF_HEAD_BYTES, sniff_audio_type
+from scryon_dagster.domain.audio_formats import sniff_audio_type
 from scryon_dagster.domain.calls import ArtifactType, Direction, ErrorCode, Stage
 from scryon_dagster.domain.policy import TranscriptionInput, diarization_skip_reason, transcription_input
 from scryon_dagster.domain.provider_outputs import Diarization, Identification, ProviderOutputError, RawTranscript
 from scryon_dagster.pipeline.call_context import CallPorts, CallWork
 from scryon_dagster.pipeline.callbacks import CallbackSigner
-from scryon_dagster.pipeline.memory import MemoryHold, call_footprint
 from scryon_dagster.pipeline.outcomes import MetadataValue, PipelineAsset
 from scryon_dagster.pipeline.spend import record_diarization_cost, record_transcription_cost
 from scryon_dagster.pipeline.stages import StageFailure
@@ -45,35 +45,44 @@ class AudioPorts:
 
 
 def run_audio_stages(
-    ports: AudioPorts, work: CallWork, audio_stages: set[PipelineAsset], diarizers: ThreadPoolExecutor, held: MemoryHold
+    ports: AudioPorts, work: CallWork, audio_stages: set[PipelineAsset], diarizers: ThreadPoolExecutor
 ) -> dict[PipelineAsset, dict[str, MetadataValue]]:
-    """Diarization ∥ transcription (or its callback submission) from the preprocessed recording."""
+    """Diarization ∥ transcription (or its callback submission) from the preprocessed recording. The
+    recording and its variants are files in the call's audio directory, removed when this returns or raises."""
+    with call_audio_directory() as directory:
+        return _run_audio_stages(ports, work, audio_stages, diarizers, directory)
+
+
+def _run_audio_stages(
+    ports: AudioPorts,
+    work: CallWork,
+    audio_stages: set[PipelineAsset],
+    diarizers: ThreadPoolExecutor,
+    directory: Path,
+) -> dict[PipelineAsset, dict[str, MetadataValue]]:
     materialized: dict[PipelineAsset, dict[str, MetadataValue]] = {}
-    if (original := _original_audio(ports, work)) is None:
+    if (original := _original_audio(ports, work, directory)) is None:
         return materialized
     may_diarize = PipelineAsset.DIARIZATION in audio_stages and _diarization_skip_reason(ports, work) is None
     work.audio = _transcribable(
         ports,
         work,
-        _preprocess(ports, work, original, diarization_variant=may_diarize),
+        _preprocess(ports, work, original, directory, diarization_variant=may_diarize),
         original,
         transcribing=PipelineAsset.RAW_TRANSCRIPT in audio_stages,
-    )
-    del original  # only the provider inputs are needed from here
-    held.shrink(
-        call_footprint(
-            work.audio_seconds,
-            provider_inputs=(work.audio.transcription_audio, work.audio.diarization_audio),
-        )
     )
     diarized: Future[dict[str, MetadataValue] | None] | None = None
     if PipelineAsset.DIARIZATION in audio_stages:
         diarized = diarizers.submit(_diarize, ports, work)
-    if PipelineAsset.RAW_TRANSCRIPT in audio_stages:
-        if ports.callback_signer is not None:
-            _submit_for_callback(ports, work, ports.callback_signer)
-        else:
-            materialized[PipelineAsset.RAW_TRANSCRIPT] = _transcribe(ports, work)
+    try:
+        if PipelineAsset.RAW_TRANSCRIPT in audio_stages:
+            if ports.callback_signer is not None:
+                _submit_for_callback(ports, work, ports.callback_signer)
+            else:
+                materialized[PipelineAsset.RAW_TRANSCRIPT] = _transcribe(ports, work)
+    finally:
+        if diarized is not None:
+            wait([diarized])  # its upload reads the call's audio directory, removed after this
     # The call is handed off only after this: its diarization is stored by then.
     if diarized is not None and (diarization_metadata := diarized.result()) is not None:
         materialized[PipelineAsset.DIARIZATION] = diarization_metadata
@@ -81,14 +90,14 @@ def run_audio_stages(
 
 
 def _transcribable(
-    ports: AudioPorts, work: CallWork, prepared: PreprocessedAudio, original: bytes, *, transcribing: bool
+    ports: AudioPorts, work: CallWork, prepared: PreprocessedAudio, original: Path, *, transcribing: bool
 ) -> PreprocessedAudio:
     """Lemonfox's input as the policy's ``transcription_input`` decides: a long call's WAV over the upload
     limit is replaced by the recording as uploaded (diarization keeps the preprocessed variant); a call
     neither fits fails here, before any provider is paid."""
     choice = transcription_input(
-        preprocessed_bytes=None if prepared.used_original else len(prepared.transcription_audio),
-        original_bytes=len(original),
+        preprocessed_bytes=None if prepared.used_original else prepared.transcription_audio.stat().st_size,
+        original_bytes=original.stat().st_size,
         max_upload_bytes=ports.call.settings.lemonfox_max_upload_bytes,
     )
     if choice is None and transcribing:
@@ -101,18 +110,20 @@ def _transcribable(
         prepared,
         transcription_audio=original,
         used_original=True,
-        audio_type=sniff_audio_type(original[:SNIFF_HEAD_BYTES]),
+        audio_type=sniff_audio_type(read_head(original)),
         fallback_reason=ErrorCode.AUDIO_TOO_LARGE_FOR_PROVIDER,
     )
 
 
-def _original_audio(ports: AudioPorts, work: CallWork) -> bytes | None:
-    """The recording, or None when it has expired but a stored transcript lets the call be
-    re-derived without it (no audio provider is paid again)."""
+def _original_audio(ports: AudioPorts, work: CallWork, directory: Path) -> Path | None:
+    """The recording, streamed into ``directory``; or None when it has expired but a stored transcript lets
+    the call be re-derived without it (no audio provider is paid again)."""
     temp_audio = work.artifacts.get(ArtifactType.TEMP_AUDIO)
     try:
         if temp_audio is not None:
-            return ports.call.store.get_bytes(temp_audio.storage_key)
+            original = directory / "original"
+            ports.call.store.download_to(temp_audio.storage_key, original)
+            return original
     except ObjectNotFoundError:
         pass
     if ArtifactType.RAW_TRANSCRIPT_JSON not in work.artifacts:
@@ -121,12 +132,14 @@ def _original_audio(ports: AudioPorts, work: CallWork) -> bytes | None:
     return None
 
 
-def _preprocess(ports: AudioPorts, work: CallWork, original: bytes, *, diarization_variant: bool) -> PreprocessedAudio:
+def _preprocess(
+    ports: AudioPorts, work: CallWork, original: Path, directory: Path, *, diarization_variant: bool
+) -> PreprocessedAudio:
     if not ports.call.settings.scryon_audio_preprocessing_enabled:
         work.log.skipped(Stage.AUDIO_PREPROCESSED, provider="ffmpeg", reason="disabled")
         return PreprocessedAudio.unprocessed(original)
     with work.log.stage(Stage.AUDIO_PREPROCESSED, provider="ffmpeg") as stage:
-        prepared = ports.preprocessor.preprocess(original, diarization_variant=diarization_variant)
+        prepared = ports.preprocessor.preprocess(original, directory, diarization_variant=diarization_variant)
         if prepared.used_original:
             stage.soft_failure(prepared.fallback_reason or ErrorCode.AUDIO_PREPROCESSING_FAILED)
     return prepared

@@ -1,7 +1,7 @@
-"""A run worker's memory budget: each call holds an estimate of what it keeps in memory (its recording,
-the decoded copies and the provider outputs while its audio stages run; its transcript and analysis after),
-and a call waits when the batch's calls in flight would hold more than the budget together: the worker's
-memory setting less what the worker holds before any call."""
+"""A run worker's memory budget: each call holds an estimate of what it keeps in memory (its transcript,
+diarization and analysis; its audio is streamed through files in its own temporary directory, never held
+whole: adapters/audio.py), and a call waits when the batch's calls in flight would hold more than the
+budget together: the worker's memory setting less what the worker holds before any call."""
 
 from __future__ import annotations
 
@@ -15,33 +15,16 @@ from scryon_dagster.settings import Settings
 MIB = 1024 * 1024
 # what a run worker holds before any call (Python, Dagster, the libraries): ~180 MB measured, with room
 RUN_WORKER_BASE_MB = 256
-# 16-bit mono PCM at the providers' 16 kHz: what one second of a decoded variant weighs
-DECODED_BYTES_PER_SECOND = 16_000 * 2
-# the stored recording, its decoded copy inside ffmpeg's output buffer and the preprocessed upload
-DECODED_COPIES = 2
 # the transcript, diarization and analysis a call holds per second of audio (JSON and its parsed objects)
 TRANSCRIPT_BYTES_PER_SECOND = 2_000
-# what every call holds whatever its length (its records, an HTTP client's buffers, a prompt)
+# what every call holds whatever its length (its records, the chunks of its audio in flight between a file
+# and the object store or a provider, an HTTP client's buffers, a prompt)
 CALL_BASE_BYTES = 4 * MIB
 
 
-def call_footprint(
-    duration_seconds: float | None,
-    *,
-    stored_audio_bytes: int | None = None,
-    provider_inputs: tuple[bytes, bytes | None] | None = None,
-) -> int:
-    """What a call holds at its peak: its transcript and analysis, plus, while its audio is decoded, the
-    recording (``stored_audio_bytes``) and its decoded copies, or once it is decoded, the providers' inputs
-    (``provider_inputs``: transcription's and diarization's, one buffer when they are the same)."""
-    seconds = duration_seconds or 0
-    footprint = CALL_BASE_BYTES + int(seconds * TRANSCRIPT_BYTES_PER_SECOND)
-    if stored_audio_bytes is not None:
-        footprint += stored_audio_bytes + int(seconds * DECODED_BYTES_PER_SECOND * DECODED_COPIES)
-    if provider_inputs is not None:
-        transcription, diarization = provider_inputs
-        footprint += len(transcription) + (len(diarization) if diarization and diarization is not transcription else 0)
-    return footprint
+def call_footprint(duration_seconds: float | None) -> int:
+    """What a call holds at its peak: its transcript, diarization and analysis (its audio stays in files)."""
+    return CALL_BASE_BYTES + int((duration_seconds or 0) * TRANSCRIPT_BYTES_PER_SECOND)
 
 
 def batch_memory_budget(settings: Settings) -> MemoryBudget:
@@ -77,19 +60,6 @@ def _trim_heap() -> None:
         _LIBC.malloc_trim(0)
 
 
-class MemoryHold:
-    """One holder's share of a budget; ``shrink`` gives part of it back early."""
-
-    def __init__(self, budget: MemoryBudget, size: int) -> None:
-        self._budget = budget
-        self.size = size
-
-    def shrink(self, size: int) -> None:
-        if size < self.size:
-            self._budget._give_back(self.size - size)
-            self.size = size
-
-
 class MemoryBudget:
     """A weighted gate: holders together stay within ``capacity`` bytes. One holder larger than the
     whole budget is let in alone, so that no call waits forever."""
@@ -108,16 +78,15 @@ class MemoryBudget:
         return self._peak
 
     @contextmanager
-    def hold(self, size: int) -> Iterator[MemoryHold]:
+    def hold(self, size: int) -> Iterator[None]:
         with self._changed:
             self._changed.wait_for(lambda: self._held == 0 or self._held + size <= self.capacity)
             self._held += size
             self._peak = max(self._peak, self._held)
-        held = MemoryHold(self, size)
         try:
-            yield held
+            yield
         finally:
-            self._give_back(held.size)
+            self._give_back(size)
 
     def _give_back(self, size: int) -> None:
         _trim_heap()

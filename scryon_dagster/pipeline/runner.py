@@ -24,7 +24,7 @@ from scryon_dagster.adapters.lemonfox import LemonfoxClient
 from scryon_dagster.adapters.llm import LlmClient
 from scryon_dagster.adapters.object_store import ObjectStore, ObjectStoreUnavailableError
 from scryon_dagster.adapters.pyannote import PyannoteClient
-from scryon_dagster.domain.calls import TERMINAL_STATUSES, ArtifactType, CallStatus, ErrorCode
+from scryon_dagster.domain.calls import TERMINAL_STATUSES, CallStatus, ErrorCode
 from scryon_dagster.domain.flags import EffectiveFlags
 from scryon_dagster.pipeline.analysis_stage import reuse_stored_analysis, run_analysis
 from scryon_dagster.pipeline.audio_stages import (
@@ -228,11 +228,10 @@ class CallPipeline:
             asset: {"reused": True} for asset in self._reused_outputs(work, selection)
         }
         audio_stages = {PipelineAsset.DIARIZATION, PipelineAsset.RAW_TRANSCRIPT} & selection.assets - set(materialized)
-        with self.memory.hold(self._memory_footprint(work, with_audio=bool(audio_stages))) as held:
+        with self.memory.hold(call_footprint(work.call.duration_seconds)):
             if audio_stages:
-                materialized.update(run_audio_stages(self.audio_ports, work, audio_stages, diarizers, held))
-                work.audio = None  # the decoded audio goes before its share of the budget is given back
-                held.shrink(self._memory_footprint(work, with_audio=False))
+                materialized.update(run_audio_stages(self.audio_ports, work, audio_stages, diarizers))
+                work.audio = None  # its files went with the call's audio directory
                 if work.awaiting_callback:
                     return materialized
             normalized = None
@@ -252,11 +251,6 @@ class CallPipeline:
                 if analysis_metadata is not None:
                     materialized[PipelineAsset.ANALYSIS] = analysis_metadata
         return materialized
-
-    def _memory_footprint(self, work: CallWork, *, with_audio: bool) -> int:
-        temp_audio = work.artifacts.get(ArtifactType.TEMP_AUDIO)
-        stored_audio_bytes = (temp_audio.byte_size if temp_audio else 0) if with_audio else None
-        return call_footprint(work.call.duration_seconds, stored_audio_bytes=stored_audio_bytes)
 
     def _reused_outputs(self, work: CallWork, selection: StageSelection) -> list[PipelineAsset]:
         """The selected outputs this processing cycle has stored already (an earlier try of a retried

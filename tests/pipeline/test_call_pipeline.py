@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import stat
+import tempfile
+from pathlib import Path
 from uuid import UUID, uuid4
 
 import pytest
@@ -84,6 +87,42 @@ def test_a_batch_runs_every_call_and_isolates_a_failing_one(
     for call_id in good:
         assert outcomes[call_id].succeeded
         assert status(db, call_id) == (CallStatus.COMPLETED, None)
+
+
+def test_a_calls_audio_lives_in_private_files_removed_when_it_completes_or_fails(
+    pipeline: CallPipeline,
+    db: CallDatabase,
+    simulator: SimulatorServer,
+    enqueue_sample: Enqueue,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # what TMPDIR sets
+    completed, failed = enqueue_sample("greeting_by_name"), enqueue_sample("voicemail")
+    simulator.admin.set_fault(
+        "lemonfox", "http_400", times=-1, match_audio_seconds=sample_by_slug("voicemail").duration_seconds
+    )
+    modes: list[tuple[int, dict[str, int]]] = []
+    preprocess = pipeline.audio.preprocess
+
+    def inspecting_preprocess(audio: Path, directory: Path, *, diarization_variant: bool) -> PreprocessedAudio:
+        prepared = preprocess(audio, directory, diarization_variant=diarization_variant)
+        files = {path.name: stat.S_IMODE(path.stat().st_mode) for path in directory.iterdir()}
+        modes.append((stat.S_IMODE(directory.stat().st_mode), files))
+        return prepared
+
+    monkeypatch.setattr(pipeline.audio, "preprocess", inspecting_preprocess)
+
+    outcomes = run(pipeline, [completed, failed])
+
+    assert outcomes[completed].succeeded
+    assert outcomes[failed].error_code == ErrorCode.TRANSCRIPTION_4XX
+    assert len(modes) == 2
+    for directory_mode, files in modes:
+        assert directory_mode == 0o700
+        assert set(files) == {"original", "transcription.wav"}
+        assert set(files.values()) == {0o600}
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("fault", ["http_500", "job_failed", "malformed_json"])
@@ -195,9 +234,9 @@ def test_pyannote_switched_off_by_flag_skips_diarization(
     variants_asked: list[bool] = []
     preprocess = pipeline.audio.preprocess
 
-    def recording_preprocess(audio: bytes, *, diarization_variant: bool) -> PreprocessedAudio:
+    def recording_preprocess(audio: Path, directory: Path, *, diarization_variant: bool) -> PreprocessedAudio:
         variants_asked.append(diarization_variant)
-        return preprocess(audio, diarization_variant=diarization_variant)
+        return preprocess(audio, directory, diarization_variant=diarization_variant)
 
     monkeypatch.setattr(pipeline.audio, "preprocess", recording_preprocess)
 

@@ -11,6 +11,7 @@ import stat
 import statistics
 import struct
 import subprocess
+import tempfile
 import time
 import wave
 from concurrent.futures import ThreadPoolExecutor
@@ -23,8 +24,10 @@ from scryon_dagster.adapters.audio import (
     OUTPUT_SAMPLE_RATE_HZ,
     AudioPreprocessor,
     ChainTuning,
+    PreprocessedAudio,
     PreprocessingFailure,
     build_filter_graph,
+    call_audio_directory,
     resolve_ffmpeg,
     wav_duration_seconds,
 )
@@ -65,7 +68,22 @@ def encode(wav: bytes, tmp_path: Path, name: str, *codec_args: str) -> bytes:
     return target.read_bytes()
 
 
-def read_wav(data: bytes) -> tuple[int, int, int, array.array[int]]:
+def as_file(audio: bytes, tmp_path: Path) -> Path:
+    """The recording as the pipeline gives it: a file in a directory of the call's own."""
+    original = Path(tempfile.mkdtemp(dir=tmp_path)) / "original"
+    original.write_bytes(audio)
+    return original
+
+
+def preprocess(
+    preprocessor: AudioPreprocessor, audio: bytes, tmp_path: Path, *, diarization_variant: bool = True
+) -> PreprocessedAudio:
+    original = as_file(audio, tmp_path)
+    return preprocessor.preprocess(original, original.parent, diarization_variant=diarization_variant)
+
+
+def read_wav(audio: bytes | Path) -> tuple[int, int, int, array.array[int]]:
+    data = audio if isinstance(audio, bytes) else audio.read_bytes()
     with wave.open(io.BytesIO(data), "rb") as reader:
         samples = array.array("h", reader.readframes(reader.getnframes()))
         return reader.getnchannels(), reader.getframerate(), reader.getsampwidth(), samples
@@ -120,11 +138,12 @@ def level_db(samples: array.array[int]) -> float:
 
 def test_the_default_chain_brings_the_quiet_party_up_to_the_loud_one_without_clipping(
     preprocessor: AudioPreprocessor,
+    tmp_path: Path,
 ) -> None:
     turn_seconds, rate = 4.0, OUTPUT_SAMPLE_RATE_HZ
     call, loudness = make_two_level_call(turn_seconds, 6)
 
-    result = preprocessor.preprocess(call)
+    result = preprocess(preprocessor, call, tmp_path)
 
     assert not result.used_original
     _, _, _, samples = read_wav(result.transcription_audio)
@@ -139,9 +158,9 @@ def test_the_default_chain_brings_the_quiet_party_up_to_the_loud_one_without_cli
 
 
 def test_both_variants_are_mono_16khz_wav_of_the_same_duration(
-    preprocessor: AudioPreprocessor, call_wav: bytes
+    preprocessor: AudioPreprocessor, call_wav: bytes, tmp_path: Path
 ) -> None:
-    result = preprocessor.preprocess(call_wav)
+    result = preprocess(preprocessor, call_wav, tmp_path)
 
     assert not result.used_original
     assert result.fallback_reason is None
@@ -159,28 +178,30 @@ def test_both_variants_are_mono_16khz_wav_of_the_same_duration(
 
 
 def test_the_reference_chain_makes_two_different_variants(
-    reference_preprocessor: AudioPreprocessor, call_wav: bytes
+    reference_preprocessor: AudioPreprocessor, call_wav: bytes, tmp_path: Path
 ) -> None:
-    result = reference_preprocessor.preprocess(call_wav)
+    result = preprocess(reference_preprocessor, call_wav, tmp_path)
 
     assert not result.used_original
     assert result.diarization_audio is not None
     assert wav_duration_seconds(result.diarization_audio) == pytest.approx(3.0, abs=0.05)
     # Only the transcription variant is high-passed and denoised.
-    assert result.transcription_audio != result.diarization_audio
+    assert result.transcription_audio.read_bytes() != result.diarization_audio.read_bytes()
 
 
 @pytest.mark.parametrize("chain", list(AudioPreprocessingChain))
-def test_the_diarization_variant_is_made_only_when_asked_for(chain: AudioPreprocessingChain, call_wav: bytes) -> None:
+def test_the_diarization_variant_is_made_only_when_asked_for(
+    chain: AudioPreprocessingChain, call_wav: bytes, tmp_path: Path
+) -> None:
     preprocessor = AudioPreprocessor(FFMPEG, graph=build_filter_graph(chain))
 
-    both = preprocessor.preprocess(call_wav)
-    transcription_only = preprocessor.preprocess(call_wav, diarization_variant=False)
+    both = preprocess(preprocessor, call_wav, tmp_path)
+    transcription_only = preprocess(preprocessor, call_wav, tmp_path, diarization_variant=False)
 
     assert not transcription_only.used_original
     assert transcription_only.diarization_audio is None
     assert both.diarization_audio is not None
-    assert transcription_only.transcription_audio == both.transcription_audio
+    assert transcription_only.transcription_audio.read_bytes() == both.transcription_audio.read_bytes()
     assert transcription_only.duration_seconds == both.duration_seconds
 
 
@@ -193,7 +214,7 @@ def test_both_variants_come_from_one_ffmpeg_process_and_one_decode(
     wrapper.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" >> {journal}\necho --- >> {journal}\nexec {FFMPEG} "$@"\n')
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
 
-    result = AudioPreprocessor(str(wrapper), graph=build_filter_graph(chain)).preprocess(call_wav)
+    result = preprocess(AudioPreprocessor(str(wrapper), graph=build_filter_graph(chain)), call_wav, tmp_path)
 
     assert not result.used_original
     arguments = journal.read_text().split("\n")
@@ -229,7 +250,7 @@ def test_damaged_audio_is_converted_to_its_end_not_cut_at_the_damage(tmp_path: P
     )
     assert len(in_graph.stdout) / 2 / OUTPUT_SAMPLE_RATE_HZ < 15
 
-    result = AudioPreprocessor(FFMPEG).preprocess(damaged)
+    result = preprocess(AudioPreprocessor(FFMPEG), damaged, tmp_path)
 
     assert not result.used_original
     assert result.duration_seconds == pytest.approx(20.0, abs=0.5)
@@ -245,12 +266,12 @@ def test_damaged_audio_is_converted_to_its_end_not_cut_at_the_damage(tmp_path: P
     ],
 )
 def test_quiet_audio_is_brought_up_to_speech_loudness(
-    preprocessor: AudioPreprocessor, amplitude: float, least_gain: float, most_gain: float
+    preprocessor: AudioPreprocessor, amplitude: float, least_gain: float, most_gain: float, tmp_path: Path
 ) -> None:
     quiet = make_wav(4.0, amplitude=amplitude)
     _, _, _, original = read_wav(quiet)
 
-    result = preprocessor.preprocess(quiet)
+    result = preprocess(preprocessor, quiet, tmp_path)
 
     assert result.diarization_audio is not None
     _, _, _, normalized = read_wav(result.diarization_audio)
@@ -260,13 +281,14 @@ def test_quiet_audio_is_brought_up_to_speech_loudness(
 def test_output_wav_carries_no_metadata(preprocessor: AudioPreprocessor, call_wav: bytes, tmp_path: Path) -> None:
     tagged = encode(call_wav, tmp_path, "tagged.m4a", "-metadata", "title=Call with Jane Doe", "-c:a", "aac")
 
-    result = preprocessor.preprocess(tagged)
+    result = preprocess(preprocessor, tagged, tmp_path)
 
     assert not result.used_original
     for variant in (result.transcription_audio, result.diarization_audio):
         assert variant is not None
-        assert b"Jane" not in variant
-        assert b"LIST" not in variant[:64]
+        content = variant.read_bytes()
+        assert b"Jane" not in content
+        assert b"LIST" not in content[:64]
 
 
 @pytest.mark.parametrize(
@@ -295,20 +317,21 @@ def test_real_recordings_are_recognised_and_converted(
         assert encoded.find(b"moov") > encoded.find(b"mdat") > 0
 
     assert sniff_audio_type(encoded[:4096], name) is expected_type
-    result = preprocessor.preprocess(encoded)
+    result = preprocess(preprocessor, encoded, tmp_path)
     assert not result.used_original
     assert result.duration_seconds == pytest.approx(3.0, abs=0.1)
-    assert preprocessor.probe_duration_seconds(encoded) == pytest.approx(3.0, abs=0.1)
+    assert preprocessor.probe_duration_seconds(as_file(encoded, tmp_path)) == pytest.approx(3.0, abs=0.1)
 
 
-def test_malformed_audio_falls_back_to_the_original(preprocessor: AudioPreprocessor) -> None:
+def test_malformed_audio_falls_back_to_the_original(preprocessor: AudioPreprocessor, tmp_path: Path) -> None:
     garbage = b"definitely not audio " * 500
 
-    result = preprocessor.preprocess(garbage)
+    result = preprocess(preprocessor, garbage, tmp_path)
 
     assert result.used_original
-    assert result.transcription_audio is garbage
-    assert result.diarization_audio is garbage
+    assert result.transcription_audio.name == "original"
+    assert result.diarization_audio == result.transcription_audio
+    assert result.transcription_audio.read_bytes() == garbage
     assert result.fallback_reason is ErrorCode.AUDIO_PREPROCESSING_FAILED
     assert result.failure is PreprocessingFailure.INVALID_AUDIO
     assert result.ffmpeg_exit_code not in (None, 0)
@@ -316,33 +339,35 @@ def test_malformed_audio_falls_back_to_the_original(preprocessor: AudioPreproces
     assert result.duration_seconds is None
 
 
-def test_empty_audio_falls_back_without_running_ffmpeg(preprocessor: AudioPreprocessor) -> None:
-    result = preprocessor.preprocess(b"")
+def test_empty_audio_falls_back_without_running_ffmpeg(preprocessor: AudioPreprocessor, tmp_path: Path) -> None:
+    result = preprocess(preprocessor, b"", tmp_path)
 
     assert result.used_original
     assert result.failure is PreprocessingFailure.EMPTY_INPUT
 
 
 @pytest.mark.parametrize("ffmpeg_path", [None, "/nonexistent/bin/ffmpeg"])
-def test_missing_ffmpeg_falls_back_to_the_original(ffmpeg_path: str | None, call_wav: bytes) -> None:
-    result = AudioPreprocessor(ffmpeg_path).preprocess(call_wav)
+def test_missing_ffmpeg_falls_back_to_the_original(ffmpeg_path: str | None, call_wav: bytes, tmp_path: Path) -> None:
+    result = preprocess(AudioPreprocessor(ffmpeg_path), call_wav, tmp_path)
 
     assert result.used_original
-    assert result.transcription_audio is call_wav
+    assert result.transcription_audio.read_bytes() == call_wav
     assert result.failure is PreprocessingFailure.FFMPEG_UNAVAILABLE
     assert result.fallback_reason is ErrorCode.AUDIO_PREPROCESSING_FAILED
     assert result.audio_type is AudioType.WAV
     assert result.duration_seconds == pytest.approx(3.0, abs=0.01)
 
 
-def test_a_slow_conversion_times_out_and_falls_back() -> None:
+def test_a_slow_conversion_times_out_and_falls_back(tmp_path: Path) -> None:
     long_call = make_wav(30.0, rate=16_000, channels=1)
 
-    result = AudioPreprocessor(FFMPEG, timeout_seconds=0.01, seconds_per_audio_minute=0.01).preprocess(long_call)
+    slow = AudioPreprocessor(FFMPEG, timeout_seconds=0.01, seconds_per_audio_minute=0.01)
+
+    result = preprocess(slow, long_call, tmp_path)
 
     assert result.used_original
     assert result.failure is PreprocessingFailure.TIMEOUT
-    assert result.transcription_audio is long_call
+    assert result.transcription_audio.read_bytes() == long_call
 
 
 def fake_ffmpeg(tmp_path: Path, progress_steps: int, audio_seconds_per_step: int, then_sleep: float) -> str:
@@ -364,7 +389,7 @@ def test_the_time_limit_grows_with_the_audio_done(tmp_path: Path, call_wav: byte
         fake_ffmpeg(tmp_path, 15, 10, then_sleep=0), timeout_seconds=0.3, seconds_per_audio_minute=6
     )
 
-    result = preprocessor.preprocess(call_wav)
+    result = preprocess(preprocessor, call_wav, tmp_path)
 
     assert result.failure is PreprocessingFailure.EMPTY_OUTPUT  # ran to the end: the fake writes no audio
     assert preprocessor.time_limit_seconds(0) == 0.3
@@ -384,7 +409,7 @@ def test_a_stalled_conversion_is_stopped_by_the_limit_of_the_audio_it_has_done(
     )
 
     started = time.monotonic()
-    result = preprocessor.preprocess(call_wav)
+    result = preprocess(preprocessor, call_wav, tmp_path)
 
     assert result.failure is PreprocessingFailure.TIMEOUT
     assert result.used_original
@@ -399,7 +424,7 @@ def test_ffmpeg_errors_are_reduced_to_a_code_and_never_logged(
     failing.chmod(failing.stat().st_mode | stat.S_IXUSR)
 
     with caplog.at_level(logging.DEBUG):
-        result = AudioPreprocessor(str(failing)).preprocess(call_wav)
+        result = preprocess(AudioPreprocessor(str(failing)), call_wav, tmp_path)
 
     assert result.failure is PreprocessingFailure.FFMPEG_FAILED
     assert result.ffmpeg_exit_code == 3
@@ -408,10 +433,44 @@ def test_ffmpeg_errors_are_reduced_to_a_code_and_never_logged(
     assert "5551234567" not in caplog.text
 
 
-def test_the_result_repr_never_contains_audio(preprocessor: AudioPreprocessor) -> None:
+def test_the_variants_are_private_files_in_the_calls_directory(
+    preprocessor: AudioPreprocessor, reference_preprocessor: AudioPreprocessor, call_wav: bytes, tmp_path: Path
+) -> None:
+    for chain_preprocessor in (preprocessor, reference_preprocessor):
+        result = preprocess(chain_preprocessor, call_wav, tmp_path)
+
+        assert result.diarization_audio is not None
+        directory = result.transcription_audio.parent
+        assert result.diarization_audio.parent == directory
+        # only the recording and the WAVs: the raw PCM that ffmpeg wrote is gone once wrapped
+        assert {path.suffix for path in directory.iterdir()} == {"", ".wav"}
+        assert {stat.S_IMODE(path.stat().st_mode) for path in directory.iterdir() if path.suffix} == {0o600}
+
+
+def test_the_call_audio_directory_is_private_and_removed_however_the_call_ends(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # what TMPDIR sets
+    with call_audio_directory() as directory:
+        assert directory.parent == tmp_path
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+        (directory / "original").write_bytes(b"audio")
+
+    def failing_call() -> None:
+        with call_audio_directory() as directory:
+            (directory / "original").write_bytes(b"audio")
+            raise RuntimeError("the call failed")
+
+    with pytest.raises(RuntimeError):
+        failing_call()
+
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_result_repr_never_contains_audio(preprocessor: AudioPreprocessor, tmp_path: Path) -> None:
     marker = b"SECRET-AUDIO-CONTENT" * 10
 
-    result = preprocessor.preprocess(marker)
+    result = preprocess(preprocessor, marker, tmp_path)
 
     assert "SECRET" not in repr(result)
 
@@ -468,23 +527,25 @@ def test_denoise_and_highpass_can_be_switched_off(chain: AudioPreprocessingChain
     assert not graph.splits
 
 
-def test_probe_reads_a_wav_header_without_ffmpeg(call_wav: bytes) -> None:
-    assert AudioPreprocessor(None).probe_duration_seconds(call_wav) == pytest.approx(3.0, abs=0.001)
+def test_probe_reads_a_wav_header_without_ffmpeg(call_wav: bytes, tmp_path: Path) -> None:
+    assert AudioPreprocessor(None).probe_duration_seconds(as_file(call_wav, tmp_path)) == pytest.approx(3.0, abs=0.001)
 
 
-def test_probe_decodes_a_streamed_wav_whose_header_lies(preprocessor: AudioPreprocessor, call_wav: bytes) -> None:
+def test_probe_decodes_a_streamed_wav_whose_header_lies(
+    preprocessor: AudioPreprocessor, call_wav: bytes, tmp_path: Path
+) -> None:
     # A WAV written to a pipe keeps placeholder sizes: the header claims ~4 GiB of samples.
     streamed = (
         call_wav[:4] + struct.pack("<I", 0xFFFFFFFF) + call_wav[8:40] + struct.pack("<I", 0xFFFFFFFF) + call_wav[44:]
     )
 
-    assert wav_duration_seconds(streamed) is None
-    assert preprocessor.probe_duration_seconds(streamed) == pytest.approx(3.0, abs=0.05)
+    assert wav_duration_seconds(as_file(streamed, tmp_path)) is None
+    assert preprocessor.probe_duration_seconds(as_file(streamed, tmp_path)) == pytest.approx(3.0, abs=0.05)
 
 
-def test_probe_of_garbage_is_unknown(preprocessor: AudioPreprocessor) -> None:
-    assert preprocessor.probe_duration_seconds(b"not audio at all" * 100) is None
-    assert AudioPreprocessor(None).probe_duration_seconds(b"not audio at all") is None
+def test_probe_of_garbage_is_unknown(preprocessor: AudioPreprocessor, tmp_path: Path) -> None:
+    assert preprocessor.probe_duration_seconds(as_file(b"not audio at all" * 100, tmp_path)) is None
+    assert AudioPreprocessor(None).probe_duration_seconds(as_file(b"not audio at all", tmp_path)) is None
 
 
 def test_resolve_ffmpeg_prefers_the_configured_binary() -> None:
@@ -528,7 +589,7 @@ def test_no_more_ffmpeg_processes_run_at_once_than_allowed(tmp_path: Path, call_
     preprocessor = AudioPreprocessor(str(slow), max_processes=1, timeout_seconds=0.5)
 
     with ThreadPoolExecutor(3) as pool:
-        results = list(pool.map(lambda _: preprocessor.preprocess(call_wav), range(3)))
+        results = list(pool.map(lambda _: preprocess(preprocessor, call_wav, tmp_path), range(3)))
 
     # each waited its turn: none timed out although the 0.2-s runs take more than 0.5 s in all (each call
     # runs ffmpeg twice: decoding in the graph failed, so it tries the ordinary way)
