@@ -462,12 +462,38 @@ class AudioPreprocessor:
         return audio_seconds
 
 
+_CALL_AUDIO_PREFIX = "scryon-call-audio-"
+
+
 @contextmanager
 def call_audio_directory() -> Iterator[Path]:
     """A call's own temporary directory (under TMPDIR, readable by its owner only: raw audio), removed with
-    everything in it when the block ends, however it ends."""
-    with tempfile.TemporaryDirectory(prefix="scryon-call-audio-") as directory:
+    everything in it when the block ends, however it ends. Its name carries the process id, for
+    :func:`remove_orphaned_call_audio`."""
+    with tempfile.TemporaryDirectory(prefix=f"{_CALL_AUDIO_PREFIX}{os.getpid()}-") as directory:
         yield Path(directory)
+
+
+def remove_orphaned_call_audio() -> int:
+    """Remove the call audio directories of processes that no longer run (a worker killed mid-call cannot
+    remove its own raw audio); return how many."""
+    removed = 0
+    for directory in Path(tempfile.gettempdir()).glob(f"{_CALL_AUDIO_PREFIX}*-*"):
+        owner = directory.name.removeprefix(_CALL_AUDIO_PREFIX).split("-", 1)[0]
+        if owner.isdigit() and not _process_exists(int(owner)):
+            shutil.rmtree(directory, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def read_head(audio: Path) -> bytes:

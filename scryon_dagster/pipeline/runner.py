@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import replace
 from uuid import UUID
 
-from scryon_dagster.adapters.audio import AudioPreprocessor
+from scryon_dagster.adapters.audio import AudioPreprocessor, remove_orphaned_call_audio
 from scryon_dagster.adapters.db.callback_queries import CallbackQueries
 from scryon_dagster.adapters.db.records import ClaimedCall, ProcessingEvent
 from scryon_dagster.adapters.db.repository import CallDatabase, DatabaseUnavailableError
@@ -300,6 +300,7 @@ def build_call_pipeline(settings: Settings, db: CallDatabase, store: ObjectStore
     # httpx logs every request URL at INFO, presigned upload URLs (with their signatures) included
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    remove_orphaned_call_audio()
     return CallPipeline(
         settings=settings,
         db=db,

@@ -28,6 +28,7 @@ from scryon_dagster.adapters.audio import (
     PreprocessingFailure,
     build_filter_graph,
     call_audio_directory,
+    remove_orphaned_call_audio,
     resolve_ffmpeg,
     wav_duration_seconds,
 )
@@ -465,6 +466,26 @@ def test_the_call_audio_directory_is_private_and_removed_however_the_call_ends(
         failing_call()
 
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_audio_of_a_killed_worker_is_removed_and_a_running_ones_kept(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    killed = subprocess.Popen(["sleep", "60"])
+    killed.kill()
+    killed.wait()
+    orphaned = tmp_path / f"scryon-call-audio-{killed.pid}-abc123"
+    orphaned.mkdir()
+    (orphaned / "original").write_bytes(b"raw audio")
+    unrelated = tmp_path / "another-program-1"
+    unrelated.mkdir()
+
+    with call_audio_directory() as running:
+        assert remove_orphaned_call_audio() == 1
+
+        assert running.exists()
+    assert list(tmp_path.iterdir()) == [unrelated]
 
 
 def test_the_result_repr_never_contains_audio(preprocessor: AudioPreprocessor, tmp_path: Path) -> None:
