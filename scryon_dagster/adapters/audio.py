@@ -23,6 +23,9 @@ from its ``-progress`` reports: a two-hour call gets the time it needs, a stalle
 Failures are soft: whatever goes wrong, :meth:`AudioPreprocessor.preprocess` returns the original audio
 for both variants with a reason code. ffmpeg's stderr is never logged or returned: it can echo file
 metadata (titles, artists) written by the recording app.
+
+(Over 400 lines because the chains, the ffmpeg run with its fallbacks and the call's audio files are one
+contract — what goes in and out of ffmpeg — and each part is changed with the others.)
 """
 
 from __future__ import annotations
