@@ -6,8 +6,9 @@
 2. Where a reply starts over the end of a turn, both voices are heard (the overlapping turns say so) and
    the exclusive turns give the overlap to one of them. Whisper writes one voice's words, then the other's,
    with monotonic times: a word that continues the fading voice's sentence while that voice is still
-   heard stays with it, and the reply's first words, squeezed into a few milliseconds behind them, go
-   with the reply (see ``_continue_overlapped_speech``, ``_follow_squeezed_words``).
+   heard stays with it; the reply's first words, squeezed into a few milliseconds behind the word they
+   overlapped, go with the reply, and the words written before them with the fading voice (see
+   ``_continue_overlapped_speech``, ``_settle_squeezed_replies``).
 3. Smoothing moves a word away from its max-overlap speaker only when its own evidence is weak, never when
    it sits well inside a turn of a voice heard at length (see ``_smooth``): words a fragment voice took
    from the middle of another speaker's turn go back to that speaker, and a run of words at the start or
@@ -22,14 +23,14 @@
 
 from __future__ import annotations
 
-import bisect
-import heapq
+import itertools
 import math
-from collections.abc import Sequence
+from dataclasses import dataclass
 
 from scryon_dagster.domain.provider_outputs import Diarization, SpeakerTurn
 from scryon_dagster.domain.transcript.aligned import AlignmentMethod, SegmentDraft, WordTiming
 from scryon_dagster.domain.transcript.tokens import ends_sentence
+from scryon_dagster.domain.transcript.turns import MIN_WORD_SPAN_SECONDS, TurnIndex
 
 # A "sentence" longer than this is a run-on (punctuation lost), not evidence of a single speaker.
 MAX_SMOOTHED_SENTENCE_WORDS = 40
@@ -40,16 +41,10 @@ WEAK_OVERLAP_SHARE = 0.6
 NEAR_TURN_SECONDS = 0.5
 # In overlapping speech, a word continues the voice before it when that voice is heard during this share of it.
 OVERLAP_CONTINUATION_SHARE = 0.5
+# The last words before a reply squeezed behind them that say whose words the text was writing.
+FADING_VOICE_WORDS = 5
 # A word Whisper timed shorter than this was squeezed in, not heard there (no syllable is this short).
 SQUEEZED_WORD_SECONDS = 0.05
-# A voice never heard for this long at a stretch (pauses shorter than the second figure included) is a
-# diarization fragment (over-segmentation).
-SUSTAINED_TURN_SECONDS = 2.0
-SUSTAINED_MAX_PAUSE_SECONDS = 0.5
-# Words in a gap between turns: confidence falls linearly to zero at this distance from the nearest turn.
-NEAREST_TURN_HORIZON_SECONDS = 2.0
-# A zero-length word is looked up as this small window around its instant.
-MIN_WORD_SPAN_SECONDS = 0.02
 
 
 def attribute_speakers(drafts: list[SegmentDraft], diarization: Diarization | None) -> bool:
@@ -89,8 +84,8 @@ def _attribute_by_provider_labels(drafts: list[SegmentDraft]) -> None:
 
 
 def _attribute_by_turns(drafts: list[SegmentDraft], turns: list[SpeakerTurn], voices: list[SpeakerTurn]) -> None:
-    index = _TurnIndex(turns)
-    heard = index if voices is turns else _TurnIndex(voices)
+    index = TurnIndex(turns)
+    heard = index if voices is turns else TurnIndex(voices)
     word_drafts = [draft for draft in drafts if draft.method is AlignmentMethod.WORD_OVERLAP]
     spans = [(start, end) for draft in word_drafts for start, end in zip(draft.starts, draft.ends, strict=True)]
     attributions = index.attribute(spans)
@@ -103,7 +98,8 @@ def _attribute_by_turns(drafts: list[SegmentDraft], turns: list[SpeakerTurn], vo
         draft.confidences = [confidence for _, confidence in chunk]
         draft.smoothed = [False] * count
         _continue_overlapped_speech(draft, heard)
-        _follow_squeezed_words(draft, heard)
+    _settle_squeezed_replies(word_drafts, heard)
+    for draft in word_drafts:
         _smooth(draft, index)
     segment_drafts = [draft for draft in drafts if draft.method is AlignmentMethod.SEGMENT_OVERLAP]
     for draft, (speaker, confidence) in zip(
@@ -114,120 +110,7 @@ def _attribute_by_turns(drafts: list[SegmentDraft], turns: list[SpeakerTurn], vo
         draft.smoothed = [False] * len(draft.texts)
 
 
-class _TurnIndex:
-    """Diarization turns sorted by start, queried by a sweep (spans in start order) or by nearest gap."""
-
-    def __init__(self, turns: list[SpeakerTurn]) -> None:
-        self.turns = turns
-        self.starts = [turn.start for turn in turns]
-        # furthest-reaching turn among the first k+1 turns: the nearest turn ending before a point
-        self.reach: list[int] = []
-        best = 0
-        for position, turn in enumerate(turns):
-            if turn.end > turns[best].end:
-                best = position
-            self.reach.append(best)
-        # per speaker, the union of their turns as disjoint sorted intervals: distance queries by bisect
-        self.spans_by_speaker: dict[str, tuple[list[float], list[float]]] = {}
-        for turn in turns:
-            starts, ends = self.spans_by_speaker.setdefault(turn.speaker, ([], []))
-            if ends and turn.start <= ends[-1]:
-                ends[-1] = max(ends[-1], turn.end)
-            else:
-                starts.append(turn.start)
-                ends.append(turn.end)
-        # A voice never heard for long, when others are, is what over-segmentation produces (a "fragment").
-        self.sustained_speakers = {
-            speaker
-            for speaker, (starts, ends) in self.spans_by_speaker.items()
-            if _longest_stretch(starts, ends) >= SUSTAINED_TURN_SECONDS
-        } or set(self.spans_by_speaker)
-
-    def distance_to_speaker(self, speaker: str, start: float, end: float) -> float:
-        """Seconds between [start, end] and the nearest turn of ``speaker`` (0 when they overlap)."""
-        starts, ends = self.spans_by_speaker.get(speaker, ([], []))
-        after = bisect.bisect_left(starts, end)
-        distance = math.inf
-        if after < len(starts):
-            distance = starts[after] - end
-        if after > 0:
-            distance = min(distance, max(0.0, start - ends[after - 1]))
-        return distance
-
-    def voice_at(self, speaker: str, start: float, end: float) -> tuple[float, float]:
-        """(seconds of [start, end] during which ``speaker`` is heard, when that stretch of their voice ends);
-        (0, -inf) when they are not heard then."""
-        starts, ends = self.spans_by_speaker.get(speaker, ([], []))
-        position = bisect.bisect_left(ends, start)
-        covered, voice_end = 0.0, -math.inf
-        while position < len(starts) and starts[position] < end:
-            covered += min(end, ends[position]) - max(start, starts[position])
-            voice_end = ends[position]
-            position += 1
-        return covered, voice_end
-
-    def attribute(self, spans: Sequence[tuple[float, float]]) -> list[tuple[str, float]]:
-        order = sorted(range(len(spans)), key=lambda k: spans[k][0])
-        results: list[tuple[str, float]] = [("", 0.0)] * len(spans)
-        active: list[tuple[float, int]] = []  # heap of (end, turn position)
-        next_turn = 0
-        for k in order:
-            start, end = spans[k]
-            if end - start < MIN_WORD_SPAN_SECONDS:
-                middle = (start + end) / 2
-                start, end = middle - MIN_WORD_SPAN_SECONDS / 2, middle + MIN_WORD_SPAN_SECONDS / 2
-            while next_turn < len(self.turns) and self.turns[next_turn].start < end:
-                heapq.heappush(active, (self.turns[next_turn].end, next_turn))
-                next_turn += 1
-            while active and active[0][0] <= start:
-                heapq.heappop(active)
-            results[k] = self._by_overlap(start, end, active) or self._by_nearest(start, end)
-        return results
-
-    def _by_overlap(self, start: float, end: float, active: list[tuple[float, int]]) -> tuple[str, float] | None:
-        overlap_by_speaker: dict[str, float] = {}
-        first_seen: dict[str, int] = {}
-        for _, position in active:
-            turn = self.turns[position]
-            overlap = min(end, turn.end) - max(start, turn.start)
-            if overlap > 0:
-                overlap_by_speaker[turn.speaker] = overlap_by_speaker.get(turn.speaker, 0.0) + overlap
-                first_seen[turn.speaker] = min(first_seen.get(turn.speaker, position), position)
-        if not overlap_by_speaker:
-            return None
-        speaker = max(overlap_by_speaker, key=lambda s: (overlap_by_speaker[s], -first_seen[s]))
-        total = sum(overlap_by_speaker.values())
-        confidence = overlap_by_speaker[speaker] / max(end - start, total)
-        return speaker, round(min(1.0, confidence), 3)
-
-    def _by_nearest(self, start: float, end: float) -> tuple[str, float]:
-        before_index = bisect.bisect_right(self.starts, start) - 1
-        after_index = bisect.bisect_left(self.starts, end)
-        candidates: list[tuple[float, int, str]] = []
-        if before_index >= 0:
-            turn = self.turns[self.reach[before_index]]
-            candidates.append((max(0.0, start - turn.end), 0, turn.speaker))
-        if after_index < len(self.turns):
-            turn = self.turns[after_index]
-            candidates.append((max(0.0, turn.start - end), 1, turn.speaker))
-        gap, _, speaker = min(candidates)
-        confidence = 0.5 * max(0.0, 1.0 - gap / NEAREST_TURN_HORIZON_SECONDS)
-        return speaker, round(confidence, 3)
-
-
-def _longest_stretch(starts: list[float], ends: list[float]) -> float:
-    """The longest stretch of speech in sorted disjoint spans, pauses under ``SUSTAINED_MAX_PAUSE_SECONDS``
-    included: diarization may chop one voice's speech into short turns."""
-    longest = 0.0
-    stretch_start = starts[0]
-    for position in range(len(starts)):
-        if position and starts[position] - ends[position - 1] >= SUSTAINED_MAX_PAUSE_SECONDS:
-            stretch_start = starts[position]
-        longest = max(longest, ends[position] - stretch_start)
-    return longest
-
-
-def _continue_overlapped_speech(draft: SegmentDraft, heard: _TurnIndex) -> None:
+def _continue_overlapped_speech(draft: SegmentDraft, heard: TurnIndex) -> None:
     """Where a reply starts over the end of a turn, both voices are heard and the word-level speaker is
     whoever the exclusive turns gave the overlap to. Whisper writes one voice, then the other, so a word
     that follows a word of the fading voice within its sentence, said mostly while that voice is still
@@ -239,7 +122,7 @@ def _continue_overlapped_speech(draft: SegmentDraft, heard: _TurnIndex) -> None:
         if previous is None or current is None or previous == current or ends_sentence(draft.texts[k - 1]):
             continue
         if _squeezed(draft, k):
-            continue  # no time of its own to be heard in: see _follow_squeezed_words
+            continue  # no time of its own to be heard in: see _settle_squeezed_replies
         start, end = draft.starts[k], max(draft.ends[k], draft.starts[k] + MIN_WORD_SPAN_SECONDS)
         covered, fading_end = heard.voice_at(previous, start, end)
         if covered < OVERLAP_CONTINUATION_SHARE * (end - start):
@@ -249,29 +132,92 @@ def _continue_overlapped_speech(draft: SegmentDraft, heard: _TurnIndex) -> None:
         _move(draft, k, k + 1, previous, round(min(1.0, covered / (end - start)), 3))
 
 
-def _follow_squeezed_words(draft: SegmentDraft, heard: _TurnIndex) -> None:
+def _settle_squeezed_replies(drafts: list[SegmentDraft], heard: TurnIndex) -> None:
     """Whisper's word times are monotonic: where its timeline runs behind the audio (a reply written after
-    the words it overlapped), the reply's first words are squeezed into a few milliseconds at the end of the
-    words before them, so their times say nothing about who said them. Such a word, where the voice of the
-    word after it is heard, takes that word's speaker (within a sentence; the word after it may itself be
-    squeezed and have taken its speaker from further on)."""
-    speakers = draft.speakers
-    for k in range(len(speakers) - 2, -1, -1):
-        following = speakers[k + 1]
-        if following is None or following == speakers[k] or not _squeezed(draft, k):
+    the words it overlapped), the reply's first words are squeezed into a few milliseconds right behind the
+    word before them, so their times say nothing about who said them; they were said while that word was.
+    Where two voices are heard then, the squeezed words are the reply's (the voice that began last, other
+    than the one the text was writing), and the words written before them that the exclusive turns gave to
+    the reply while the fading voice was still heard go back to it. Across punctuation and segment ends:
+    the squeeze itself shows the order in which Whisper wrote the two voices."""
+    words = [_WordAt(draft, k) for draft in drafts for k in range(len(draft.texts))]
+    for q in range(1, len(words)):
+        pushed, before = words[q], words[q - 1]
+        if not pushed.squeezed or before.squeezed or before.timing is not WordTiming.PROVIDER:
             continue
-        instant = (draft.starts[k] + draft.ends[k]) / 2
-        window = (instant - MIN_WORD_SPAN_SECONDS / 2, instant + MIN_WORD_SPAN_SECONDS / 2)
-        if ends_sentence(draft.texts[k]) or not heard.voice_at(following, *window)[0]:
+        if pushed.start > before.end + MIN_WORD_SPAN_SECONDS:
+            continue  # short, but not pushed behind the word before it
+        voices = heard.stretches(before.start, max(before.end, pushed.end))
+        fading = _fading_voice(words[max(0, q - FADING_VOICE_WORDS) : q])
+        if fading not in voices or len(voices) < 2:
             continue
-        _move(draft, k, k + 1, following, None)
+        reply = max((speaker for speaker in voices if speaker != fading), key=lambda speaker: voices[speaker][0])
+        first = q
+        while first > 0 and words[first - 1].speaker == reply and not words[first - 1].squeezed:
+            if not heard.voice_at(fading, *words[first - 1].heard_span)[0]:
+                break
+            first -= 1
+        if first > 0 and words[first - 1].speaker == fading:
+            for word in words[first:q]:
+                word.move_to(fading)
+        for word in itertools.takewhile(lambda word: word.squeezed, words[q:]):
+            word.move_to(reply)
+
+
+def _fading_voice(words: list[_WordAt]) -> str | None:
+    """Whose words the text was writing: the speaker of most of the last few words (the exclusive turns may
+    have handed the last of them to the reply; the earliest speaker on a tie), back to an earlier squeeze."""
+    counts: dict[str, int] = {}
+    for word in reversed(words):
+        if word.squeezed:
+            break
+        if word.speaker is not None:
+            counts[word.speaker] = counts.get(word.speaker, 0) + 1
+    earliest_first = list(reversed(counts))
+    return max(earliest_first, key=counts.__getitem__, default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class _WordAt:
+    """A word of a draft, seen in the call's word order across drafts."""
+
+    draft: SegmentDraft
+    k: int
+
+    @property
+    def speaker(self) -> str | None:
+        return self.draft.speakers[self.k]
+
+    @property
+    def start(self) -> float:
+        return self.draft.starts[self.k]
+
+    @property
+    def end(self) -> float:
+        return self.draft.ends[self.k]
+
+    @property
+    def timing(self) -> WordTiming:
+        return self.draft.timings[self.k]
+
+    @property
+    def squeezed(self) -> bool:
+        return _squeezed(self.draft, self.k)
+
+    @property
+    def heard_span(self) -> tuple[float, float]:
+        return self.start, max(self.end, self.start + MIN_WORD_SPAN_SECONDS)
+
+    def move_to(self, speaker: str) -> None:
+        if self.speaker != speaker:
+            _move(self.draft, self.k, self.k + 1, speaker, None)
 
 
 def _squeezed(draft: SegmentDraft, k: int) -> bool:
     return draft.timings[k] is WordTiming.PROVIDER and draft.ends[k] - draft.starts[k] < SQUEEZED_WORD_SECONDS
 
 
-def _smooth(draft: SegmentDraft, index: _TurnIndex) -> None:
+def _smooth(draft: SegmentDraft, index: TurnIndex) -> None:
     """Move a word to a speaker other than the one its overlap chose only when its own evidence is weak.
 
     1. A run of words given to a fragment voice between two words of one speaker goes to that speaker,
@@ -285,7 +231,7 @@ def _smooth(draft: SegmentDraft, index: _TurnIndex) -> None:
         _smooth_sentence_edges(draft, index, start, end)
 
 
-def _absorb_fragment_runs(draft: SegmentDraft, index: _TurnIndex) -> None:
+def _absorb_fragment_runs(draft: SegmentDraft, index: TurnIndex) -> None:
     speakers = draft.speakers
     for run_start, run_end in _runs(speakers, 0, len(speakers)):
         if run_start == 0 or run_end == len(speakers) or speakers[run_start] in index.sustained_speakers:
@@ -308,7 +254,7 @@ def _sentences(texts: list[str]) -> list[tuple[int, int]]:
     return sentences
 
 
-def _smooth_sentence_edges(draft: SegmentDraft, index: _TurnIndex, start: int, end: int) -> None:
+def _smooth_sentence_edges(draft: SegmentDraft, index: TurnIndex, start: int, end: int) -> None:
     runs = _runs(draft.speakers, start, end)
     if len(runs) <= 1:
         return
@@ -327,7 +273,7 @@ def _smooth_sentence_edges(draft: SegmentDraft, index: _TurnIndex, start: int, e
             _move(draft, run_start, run_end, majority, share)
 
 
-def _weak_at_sentence_edge(draft: SegmentDraft, index: _TurnIndex, k: int, majority: str) -> bool:
+def _weak_at_sentence_edge(draft: SegmentDraft, index: TurnIndex, k: int, majority: str) -> bool:
     confidence = draft.confidences[k]
     if confidence is None or confidence < WEAK_OVERLAP_SHARE or draft.timings[k] is not WordTiming.PROVIDER:
         return True

@@ -75,3 +75,60 @@ def test_a_squeezed_word_where_the_next_voice_is_not_heard_keeps_its_speaker() -
     turns = diarization(voices=((A, 0.0, 1.8), (B, 2.5, 3.4)), exclusive=((A, 0.0, 1.8), (B, 2.5, 3.4)))
 
     assert speakers_of(words, turns) == [A] * 6 + [B] * 3
+
+
+def speakers_of_segments(*segments: list[tuple[str, float, float]], turns: Diarization) -> list[str | None]:
+    raw = RawTranscript.model_validate(
+        {
+            "segments": [
+                {
+                    "start": words[0][1],
+                    "end": words[-1][2],
+                    "text": " " + " ".join(token for token, _, _ in words),
+                    "words": [{"word": token, "start": start, "end": end} for token, start, end in words],
+                }
+                for words in segments
+            ]
+        }
+    )
+    return [word.speaker for segment in align(raw, turns).segments for word in segment.words]
+
+
+def test_a_reply_squeezed_behind_a_finished_sentence_hands_the_sentence_end_back_across_segments() -> None:
+    # A's sentence ends a segment; B's reply starts over its last word and opens the next segment,
+    # squeezed behind it. The exclusive turns gave A's "today." to B; punctuation and the segment end say
+    # nothing about who said it, the squeeze does: "yes" was said while "today." was, so by another voice.
+    first = evenly_timed("Can you send the contract today.", 0.0)
+    second = [("Yes,", 1.8, 1.81), ("sure.", 1.81, 1.82), *evenly_timed("I can do that.", 1.82)]
+    turns = diarization(voices=((A, 0.0, 1.8), (B, 1.35, 3.5)), exclusive=((A, 0.0, 1.4), (B, 1.4, 3.5)))
+
+    assert speakers_of_segments(first, second, turns=turns) == [A] * 6 + [B] * 6
+
+
+def test_a_short_reply_said_over_a_longer_turn_is_the_replys_though_its_voice_ends_first() -> None:
+    # B says "yes sure" over A's "contract" while A goes on talking; Whisper wrote it after "contract".
+    words = [
+        *evenly_timed("so we need the signed contract", 0.0),
+        ("yes", 1.8, 1.81),
+        ("sure", 1.81, 1.82),
+        *evenly_timed("by friday at the latest", 2.1),
+    ]
+    turns = diarization(voices=((A, 0.0, 3.6), (B, 1.45, 2.0)), exclusive=((A, 0.0, 1.6), (B, 1.6, 2.0), (A, 2.0, 3.6)))
+
+    assert speakers_of(words, turns) == [A] * 6 + [B] * 2 + [A] * 5
+
+
+def test_a_short_word_not_pushed_behind_the_word_before_it_keeps_its_overlap_speaker() -> None:
+    # A's "delivery" got a short time of its own after B's "okay" in a pause: nothing was squeezed behind
+    # anything, although both voices are heard between "okay" and it.
+    words = [
+        *evenly_timed("plan the contract soon", 0.0),
+        ("okay", 1.5, 1.8),
+        ("delivery", 2.5, 2.53),
+        *evenly_timed("is on friday", 2.6),
+    ]
+    turns = diarization(
+        voices=((A, 0.0, 1.2), (B, 1.5, 1.8), (A, 2.45, 3.5)), exclusive=((A, 0.0, 1.2), (B, 1.5, 1.8), (A, 2.45, 3.5))
+    )
+
+    assert speakers_of(words, turns) == [A] * 4 + [B] + [A] * 4
