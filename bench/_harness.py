@@ -39,6 +39,7 @@ from scryon_dagster.adapters.db.migrate import upgrade_to_head
 from scryon_dagster.adapters.db.records import NewCall
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.adapters.object_store import ObjectStore, build_object_store
+from scryon_dagster.dagster_cli import COMMAND_MODULE as DAGSTER_CLI
 from scryon_dagster.domain.calls import TERMINAL_STATUSES, Direction
 from scryon_dagster.pipeline.intake import enqueue_call
 from scryon_dagster.settings import load_settings
@@ -285,7 +286,7 @@ def system_busy_seconds() -> float:
 
 _ROLES = (
     ("ffmpeg", "ffmpeg"),
-    # the code server starts each run in a spawned multiprocessing child
+    # the code server starts each run in a spawned multiprocessing child, or in a child of its forkserver
     ("spawn_main", "run_worker"),
     ("execute_run", "run_worker"),
     ("resource_tracker", "code_server"),
@@ -299,9 +300,16 @@ _ROLES = (
 )
 
 
+_FORKSERVER = "multiprocessing.forkserver"
+
+
 def process_role(process: psutil.Process) -> str:
     """What a process of the `dagster dev` tree is, from its command line."""
     command = " ".join(process.cmdline())
+    if _FORKSERVER in command:
+        # a forked run worker has its forkserver's command line
+        parent = process.parent()
+        return "run_worker" if parent is not None and _FORKSERVER in " ".join(parent.cmdline()) else "forkserver"
     return next((role for marker, role in _ROLES if marker in command), "other")
 
 
@@ -459,9 +467,20 @@ def dagster_dev(
         "DAGSTER_POSTGRES_URL": dagster_postgres_url(storage_url),
     }
     log = (home / "dagster-dev.log").open("wb")
-    dagster = Path(sys.executable).with_name("dagster")
+    # as the demo runs it: run workers forked from a warm process unless SCRYON_RUN_WORKER_START=spawn
     process = subprocess.Popen(
-        [str(dagster), "dev", "-m", "scryon_dagster.definitions", "-p", str(port), "-h", "127.0.0.1"],
+        [
+            sys.executable,
+            "-m",
+            DAGSTER_CLI,
+            "dev",
+            "-m",
+            "scryon_dagster.definitions",
+            "-p",
+            str(port),
+            "-h",
+            "127.0.0.1",
+        ],
         env=full_env,
         cwd=REPO_ROOT,
         stdout=log,

@@ -21,6 +21,7 @@ from scryon_dagster.adapters.db.migrate import upgrade_to_head
 from scryon_dagster.adapters.db.records import NewCall
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.adapters.object_store import build_object_store
+from scryon_dagster.dagster_cli import COMMAND_MODULE as DAGSTER_CLI
 from scryon_dagster.domain.calls import TERMINAL_STATUSES, Direction
 from scryon_dagster.pipeline.intake import enqueue_call
 from scryon_dagster.settings import Settings, load_settings
@@ -107,13 +108,15 @@ def _run_demo(settings: Settings, *, ui_port: int, open_ui: bool, wait_seconds: 
 
 def _dagster_dev_command(ui_port: int) -> list[str]:
     """`dagster dev`, quiet: its daemon logs two lines per sensor tick at INFO (every 5 s), and the
-    command warns that `dg dev` supersedes it (`dg` is not installed here). Warnings and errors still show."""
+    command warns that `dg dev` supersedes it (`dg` is not installed here). Warnings and errors still show.
+    Through `scryon_dagster.dagster_cli`: each run's worker is forked from a process that has already
+    imported Dagster and the code location (SCRYON_RUN_WORKER_START=spawn for Dagster's own)."""
     return [
         sys.executable,
         "-W",
         "ignore:Function `dev_command` is superseded",
         "-m",
-        "dagster",
+        DAGSTER_CLI,
         "dev",
         "-m",
         DEFINITIONS_MODULE,

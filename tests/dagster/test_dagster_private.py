@@ -3,12 +3,14 @@ exists (importing this module checks that) and behaves as the code relies on. Wh
 this is the test that fails first: re-check each name against the new release (or a public API that
 replaced it), then move the pin."""
 
+import inspect
 import re
 import tomllib
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._grpc import server as dagster_grpc_server
 from dagster_postgres import PostgresEventLogStorage
 
 from scryon_dagster import dagster_private
@@ -113,3 +115,20 @@ def test_an_event_batch_logged_by_a_step_is_stored_as_one_batch_of_materializati
 def test_partition_range_tags_make_a_run_request_ranged() -> None:
     request = dg.RunRequest(tags={ASSET_PARTITION_RANGE_START_TAG: "a", ASSET_PARTITION_RANGE_END_TAG: "c"})
     assert request.partition_key_range == dg.PartitionKeyRange("a", "c")
+
+
+def test_the_code_server_starts_run_workers_with_the_context_its_init_chose() -> None:
+    # fork_run_workers_from_warm_process replaces the context once __init__ has loaded the code (its
+    # attributes below), and code servers are started with the entry point it replaces; the forked run
+    # itself is tested through Dagster in tests/dagster/test_dagster_cli.py.
+    server = dagster_grpc_server
+    init = inspect.getsource(server.DagsterApiServer.__init__)
+    start_run = inspect.getsource(server.DagsterApiServer.StartRun)
+    assert 'self._mp_ctx = multiprocessing.get_context("spawn")' in init
+    for attribute in ("self._loaded_repositories", "self._loadable_target_origin", "self._instance"):
+        assert f"{attribute} =" in init or f"{attribute}: " in init, attribute
+    for use in ("self._mp_ctx.Queue()", "self._mp_ctx.Event()", "self._mp_ctx.Process("):
+        assert use in start_run, use
+    assert "get_python_environment_entry_point(executable_path or sys.executable)" in inspect.getsource(
+        server.open_server_process
+    )
