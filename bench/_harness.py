@@ -40,6 +40,7 @@ from scryon_dagster.adapters.db.records import NewCall
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.adapters.object_store import ObjectStore, build_object_store
 from scryon_dagster.dagster_cli import COMMAND_MODULE as DAGSTER_CLI
+from scryon_dagster.dagster_cli import DAEMON_COMMAND
 from scryon_dagster.domain.calls import TERMINAL_STATUSES, Direction
 from scryon_dagster.pipeline.intake import enqueue_call
 from scryon_dagster.settings import load_settings
@@ -776,7 +777,7 @@ class DagsterDaemon:
         self.starts += 1
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-m", "scryon_dagster.definitions"],
+                [sys.executable, "-m", DAGSTER_CLI, DAEMON_COMMAND, "run", "-m", "scryon_dagster.definitions"],
                 env=self.env,
                 cwd=REPO_ROOT,
                 stdout=log,

@@ -1,36 +1,41 @@
 """`python -m scryon_dagster.dagster_cli <arguments of dagster>`: Dagster's own command line (`dev`,
-`code-server start`, `api grpc`, ...), whose code servers fork each run worker from a process that has
-already imported Dagster, the instance's classes and this code location, instead of spawning a fresh
-Python that imports them again for every run (~2.8 CPU-s, most of a run's start-up; bench/README.md,
-issue 18). `SCRYON_RUN_WORKER_START=spawn` keeps Dagster's stock behaviour."""
+`code-server start`, `api grpc`, ...), and `python -m scryon_dagster.dagster_cli daemon <arguments of
+dagster-daemon>` its daemon, whose code servers fork each run worker from a process that has already
+imported Dagster, the instance's classes and this code location, instead of spawning a fresh Python that
+imports them again for every run (~2.8 CPU-s, most of a run's start-up; bench/README.md, issue 18).
+`SCRYON_RUN_WORKER_START=spawn` keeps Dagster's stock behaviour."""
 
 from __future__ import annotations
 
-import os
 import runpy
 import sys
 from collections.abc import Sequence
 
-START_METHOD_VARIABLE = "SCRYON_RUN_WORKER_START"
-START_METHODS = ("forkserver", "spawn")
+from scryon_dagster.settings import RunWorkerStart, SettingsError, load_settings
+
 COMMAND_MODULE = "scryon_dagster.dagster_cli"
+DAEMON_COMMAND = "daemon"
 
 
-def run_worker_start_method() -> str:
-    method = os.environ.get(START_METHOD_VARIABLE, "forkserver")
-    if method not in START_METHODS:
-        raise SystemExit(f"{START_METHOD_VARIABLE} must be one of {', '.join(START_METHODS)}, not {method!r}")
-    return method
+def run_worker_start_method() -> RunWorkerStart:
+    try:
+        return load_settings().scryon_run_worker_start
+    except SettingsError as exc:
+        raise SystemExit(f"{COMMAND_MODULE}: {exc}") from None
 
 
 def main(argv: Sequence[str]) -> None:
-    if run_worker_start_method() == "forkserver":
-        # here, not at the top: the demo and the benchmarks import this module for its name alone
-        from scryon_dagster.dagster_private import fork_run_workers_from_warm_process
+    # here, not at the top: the demo and the benchmarks import this module for its names alone
+    from scryon_dagster.dagster_private import DAGSTER_DAEMON_MODULE, fork_run_workers_from_warm_process
 
+    if run_worker_start_method() is RunWorkerStart.FORKSERVER:
         fork_run_workers_from_warm_process(COMMAND_MODULE)
-    sys.argv = ["dagster", *argv]
-    runpy.run_module("dagster", run_name="__main__", alter_sys=True)
+    if argv[:1] == [DAEMON_COMMAND]:
+        sys.argv = ["dagster-daemon", *argv[1:]]
+        runpy.run_module(DAGSTER_DAEMON_MODULE, run_name="__main__", alter_sys=True)
+    else:
+        sys.argv = ["dagster", *argv]
+        runpy.run_module("dagster", run_name="__main__", alter_sys=True)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ behaves as relied on, so an upgrade fails there, in one place, instead of somewh
   ``multiprocessing``'s *spawn* (``DagsterApiServer.__init__``), a fresh Python that imports Dagster, the
   instance's storage and the code location again (~2.8 CPU-s per run);
   :func:`fork_run_workers_from_warm_process` gives it a *forkserver* that has imported them once.
+- The daemon's command line as a module (``DAGSTER_DAEMON_MODULE``: what the ``dagster-daemon`` script runs), so
+  that ``scryon_dagster.dagster_cli daemon`` can run it after the change above.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ __all__ = [
     "ASSET_PARTITION_RANGE_END_TAG",
     "ASSET_PARTITION_RANGE_START_TAG",
     "CODE_VERSION_TAG",
+    "DAGSTER_DAEMON_MODULE",
     "DATA_VERSION_TAG",
     "DEFAULT_DATA_VERSION",
     "NULL_EVENT_POINTER",
@@ -74,6 +77,9 @@ def log_asset_event_batch(
             dagster_event = DagsterEvent.asset_observation(step, event, batch)
         # what the public log_event does, with the batch metadata it cannot pass
         context._events.append(dagster_event)
+
+
+DAGSTER_DAEMON_MODULE = "dagster._daemon"
 
 
 def fork_run_workers_from_warm_process(command_module: str) -> None:

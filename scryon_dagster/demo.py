@@ -22,12 +22,14 @@ from scryon_dagster.adapters.db.records import NewCall
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.adapters.object_store import build_object_store
 from scryon_dagster.dagster_cli import COMMAND_MODULE as DAGSTER_CLI
+from scryon_dagster.dagster_cli import DAEMON_COMMAND
 from scryon_dagster.domain.calls import TERMINAL_STATUSES, Direction
 from scryon_dagster.pipeline.intake import enqueue_call
 from scryon_dagster.settings import Settings, load_settings
 
 VAR_DIR = Path("var")
 DEFINITIONS_MODULE = "scryon_dagster.definitions"
+DAEMON_ARGUMENTS = ("run", "-m", DEFINITIONS_MODULE, "--log-level", "warning")
 _LOCAL_INSTANCE_YAML = Path(__file__).with_name("deploy") / "dagster.local.yaml"
 _SIMULATOR_KEY = "simulator-not-a-real-key"
 
@@ -96,9 +98,7 @@ def _run_demo(settings: Settings, *, ui_port: int, open_ui: bool, wait_seconds: 
             print(f"Dagster UI: http://127.0.0.1:{ui_port}  (Ctrl-C stops Dagster and the SIMULATOR)")
             _run_until_interrupted(_dagster_dev_command(ui_port))
         else:
-            daemon = subprocess.Popen(
-                [_dagster_bin("dagster-daemon"), "run", "-m", DEFINITIONS_MODULE, "--log-level", "warning"]
-            )
+            daemon = subprocess.Popen([sys.executable, "-m", DAGSTER_CLI, DAEMON_COMMAND, *DAEMON_ARGUMENTS])
             try:
                 _wait_for_terminal(database_url, call_ids, wait_seconds)
             finally:
@@ -200,11 +200,6 @@ def _enqueue_samples(settings: Settings, database_url: str) -> list[UUID]:
             print(f"queued sample call {record.id} ({sample.slug})")
     ledger.write_text(json.dumps(queued, indent=2))
     return [UUID(value) for value in queued.values()]
-
-
-def _dagster_bin(name: str) -> str:
-    candidate = Path(sys.executable).with_name(name)
-    return str(candidate) if candidate.exists() else name
 
 
 def _run_until_interrupted(command: list[str]) -> None:

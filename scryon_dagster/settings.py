@@ -60,6 +60,15 @@ class AudioPreprocessingChain(StrEnum):
     REFERENCE = "reference"
 
 
+class RunWorkerStart(StrEnum):
+    """How the code server starts a run's worker process (docs/deployment.md, "Run workers")."""
+
+    # forked from a process that has already imported Dagster and the code location (scryon_dagster.dagster_cli)
+    FORKSERVER = "forkserver"
+    # Dagster's own: a fresh Python per run, importing everything again (~2.8 CPU-s)
+    SPAWN = "spawn"
+
+
 class BatchExecutor(StrEnum):
     """Where a batch run's step executes (docs/deployment.md, "Several hosts")."""
 
@@ -195,6 +204,8 @@ class Settings(BaseSettings):
     scryon_batch_executor: BatchExecutor = BatchExecutor.IN_PROCESS
     scryon_celery_broker_url: SecretStr | None = None
     """The Celery broker (RabbitMQ: pyamqp://user:password@host:5672//) when SCRYON_BATCH_EXECUTOR=celery."""
+    scryon_run_worker_start: RunWorkerStart = RunWorkerStart.FORKSERVER
+    """Read by the code servers `python -m scryon_dagster.dagster_cli` starts; SPAWN is Dagster's stock behaviour."""
     scryon_run_worker_memory_mb: int = Field(2048, gt=256)
     """A run worker's resident memory to stay within: what it holds before any call (256 MB reserved) plus the
     estimated memory of its calls in flight; calls past it wait for room, a single larger call runs alone."""

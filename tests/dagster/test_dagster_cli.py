@@ -23,7 +23,7 @@ import psutil
 import pytest
 from dagster._grpc.client import DagsterGrpcClient  # the reload the UI asks for; no public client has it
 
-from scryon_dagster.dagster_cli import COMMAND_MODULE, START_METHOD_VARIABLE, run_worker_start_method
+from scryon_dagster.dagster_cli import COMMAND_MODULE, run_worker_start_method
 from tests.e2e.harness import free_port
 from tests.fixtures.postgres import create_database, drop_database
 
@@ -130,7 +130,7 @@ def code_server(
         **env,
         "DAGSTER_HOME": str(home),
         "WARM_LOCATION_REPORTS": str(reports),
-        START_METHOD_VARIABLE: start_method,
+        "SCRYON_RUN_WORKER_START": start_method,
     }
     port = free_port()
     server = subprocess.Popen(
@@ -277,7 +277,7 @@ def test_spawn_keeps_dagsters_stock_fresh_worker(stock_code_server: CodeServer) 
 
 
 def test_an_unknown_start_method_stops_the_command_with_the_choices(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(START_METHOD_VARIABLE, "fork")
+    monkeypatch.setenv("SCRYON_RUN_WORKER_START", "fork")
 
-    with pytest.raises(SystemExit, match="must be one of forkserver, spawn, not 'fork'"):
+    with pytest.raises(SystemExit, match="SCRYON_RUN_WORKER_START: Input should be 'forkserver' or 'spawn'"):
         run_worker_start_method()

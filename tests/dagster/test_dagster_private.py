@@ -5,6 +5,8 @@ replaced it), then move the pin."""
 
 import inspect
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from scryon_dagster.dagster_private import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
     CODE_VERSION_TAG,
+    DAGSTER_DAEMON_MODULE,
     DATA_VERSION_TAG,
     DEFAULT_DATA_VERSION,
     NULL_EVENT_POINTER,
@@ -132,3 +135,12 @@ def test_the_code_server_starts_run_workers_with_the_context_its_init_chose() ->
     assert "get_python_environment_entry_point(executable_path or sys.executable)" in inspect.getsource(
         server.open_server_process
     )
+
+
+def test_the_daemon_command_line_runs_as_a_module() -> None:
+    # what scryon_dagster.dagster_cli daemon runs, as the dagster-daemon script does
+    completed = subprocess.run(
+        [sys.executable, "-m", DAGSTER_DAEMON_MODULE, "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "run" in completed.stdout

@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.harness import free_port
+from scryon_dagster.dagster_cli import COMMAND_MODULE as DAGSTER_CLI
+from tests.e2e.harness import LOCATION, free_port
 from tests.fixtures.postgres import create_database, drop_database
 
 
@@ -78,9 +79,9 @@ def dagster_dev(dagster_env: dict[str, str], dagster_home: Path) -> Iterator[str
     port = free_port()
     env = dagster_env
     log = (dagster_home / "dagster-dev.log").open("wb")
-    dagster = Path(sys.executable).with_name("dagster")
+    # as the demo runs it (run workers forked from a warm process)
     process = subprocess.Popen(
-        [str(dagster), "dev", "-m", "scryon_dagster.definitions", "-p", str(port), "-h", "127.0.0.1"],
+        [sys.executable, "-m", DAGSTER_CLI, "dev", *LOCATION, "-p", str(port), "-h", "127.0.0.1"],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -10,6 +10,8 @@ from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.domain.calls import TERMINAL_STATUSES, CallStatus
 
 DEADLINE_SECONDS = 300
+# the code location, as Dagster's command line takes it
+LOCATION = ("-m", "scryon_dagster.definitions")
 
 
 def wait_until_terminal(db: CallDatabase, call_ids: list[UUID]) -> dict[UUID, tuple[CallStatus, str | None]]:

@@ -18,9 +18,11 @@ import dagster as dg
 import pytest
 
 from scryon_dagster.adapters.db.repository import CallDatabase
+from scryon_dagster.dagster_cli import COMMAND_MODULE as DAGSTER_CLI
+from scryon_dagster.dagster_cli import DAEMON_COMMAND
 from scryon_dagster.domain.calls import CallStatus
 from scryon_dagster.simulator import SimulatorServer
-from tests.e2e.harness import free_port, wait_until_terminal
+from tests.e2e.harness import LOCATION, free_port, wait_until_terminal
 from tests.fixtures.pipeline import Enqueue
 
 pytestmark = pytest.mark.e2e
@@ -122,9 +124,8 @@ def code_server(dagster_env: dict[str, str], dagster_home: Path) -> Iterator[Pat
     """A standalone code server (as in production, where runs outlive the daemon); yields its workspace."""
     port = free_port()
     log = (dagster_home / "code-server.log").open("wb")
-    dagster = Path(sys.executable).with_name("dagster")
     process = subprocess.Popen(
-        [str(dagster), "api", "grpc", "-m", "scryon_dagster.definitions", "-h", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", DAGSTER_CLI, "api", "grpc", *LOCATION, "-h", "127.0.0.1", "-p", str(port)],
         env=dagster_env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -152,10 +153,9 @@ def _listening(port: int) -> bool:
 
 
 def _start_daemon(workspace: Path, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    daemon = Path(sys.executable).with_name("dagster-daemon")
     with log_path.open("ab") as log:
         return subprocess.Popen(
-            [str(daemon), "run", "-w", str(workspace)],
+            [sys.executable, "-m", DAGSTER_CLI, DAEMON_COMMAND, "run", "-w", str(workspace)],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
