@@ -24,7 +24,7 @@ import pytest
 from dagster._grpc.client import DagsterGrpcClient  # the reload the UI asks for; no public client has it
 
 from scryon_dagster.dagster_cli import COMMAND_MODULE, run_worker_start_method
-from tests.e2e.harness import free_port
+from tests.e2e.harness import free_port, stop_process_group
 from tests.fixtures.postgres import create_database, drop_database
 
 LOCATION = """
@@ -149,12 +149,7 @@ def code_server(
         with dg.DagsterInstance.from_config(str(home)) as instance:
             yield CodeServer(port, env, instance, reports, psutil.Process(server.pid))
     finally:
-        os.killpg(server.pid, 15)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, 9)
-            server.wait()
+        stop_process_group(server)
 
 
 @pytest.fixture

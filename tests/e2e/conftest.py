@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from scryon_dagster.dagster_cli import COMMAND_MODULE as DAGSTER_CLI
-from tests.e2e.harness import LOCATION, free_port
+from tests.e2e.harness import LOCATION, free_port, stop_process_group
 from tests.fixtures.postgres import create_database, drop_database
 
 
@@ -102,9 +102,5 @@ def dagster_dev(dagster_env: dict[str, str], dagster_home: Path) -> Iterator[str
             pytest.fail("the Dagster webserver did not come up")
         yield url
     finally:
-        os.killpg(process.pid, 15)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, 9)
+        stop_process_group(process)
         log.close()

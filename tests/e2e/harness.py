@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
 import time
 from uuid import UUID
 
@@ -27,3 +30,14 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def stop_process_group(process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Stop a Dagster process started in a session of its own and everything it started: SIGTERM, then
+    SIGKILL after ``timeout``."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

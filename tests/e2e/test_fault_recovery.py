@@ -22,7 +22,7 @@ from scryon_dagster.dagster_cli import COMMAND_MODULE as DAGSTER_CLI
 from scryon_dagster.dagster_cli import DAEMON_COMMAND
 from scryon_dagster.domain.calls import CallStatus
 from scryon_dagster.simulator import SimulatorServer
-from tests.e2e.harness import LOCATION, free_port, wait_until_terminal
+from tests.e2e.harness import LOCATION, free_port, stop_process_group, wait_until_terminal
 from tests.fixtures.pipeline import Enqueue
 
 pytestmark = pytest.mark.e2e
@@ -139,11 +139,7 @@ def code_server(dagster_env: dict[str, str], dagster_home: Path) -> Iterator[Pat
         _wait_for(lambda: _listening(port), "the code server", 120)
         yield workspace
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        stop_process_group(process)
         log.close()
 
 
