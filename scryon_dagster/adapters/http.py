@@ -39,6 +39,7 @@ from scryon_dagster.adapters.http_responses import (
     parse_retry_after,
     provider_error_identifiers,
 )
+from scryon_dagster.domain.policy import request_interval_seconds
 
 __all__ = [
     "ANALYSIS_CODES",
@@ -128,7 +129,7 @@ class Pacer(Protocol):
 
 
 class RequestPacer:
-    """Spaces requests evenly so one process never sends more than ``per_minute`` in a minute
+    """Spaces requests evenly so one process never sends more than ``per_minute`` in any minute
     (adapters/db/request_slots.py has the same for all processes together).
 
     A provider's rate limit (pyannoteAI: 100 requests/min) is cheaper to respect up front than to learn
@@ -136,9 +137,7 @@ class RequestPacer:
     """
 
     def __init__(self, per_minute: int) -> None:
-        if per_minute < 1:
-            raise ValueError("requests per minute must be at least 1")
-        self._interval = 60.0 / per_minute
+        self._interval = request_interval_seconds(per_minute)
         self._next_slot = 0.0
         self._lock = threading.Lock()
 

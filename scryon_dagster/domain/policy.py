@@ -16,6 +16,8 @@ before any provider is started, so that a call certain to fail for size pays for
 
 Which calls a run launched by hand may take (idle calls), and when a call may be processed again: the
 API's reprocess, the runbook's reprocess and the call database's ``begin_processing`` all ask here.
+
+How far apart a provider's paced requests go (one process's pacer and the pacer all processes share).
 """
 
 from __future__ import annotations
@@ -51,6 +53,21 @@ TRANSIENT_ERROR_CODES: frozenset[str] = frozenset(
 
 def is_transient(error_code: str) -> bool:
     return error_code in TRANSIENT_ERROR_CODES
+
+
+# A paced request leaves up to about this long after its turn (a thread waking up, a connection from the
+# pool, the network); a provider counts arrivals.
+REQUEST_DEPARTURE_SLACK_SECONDS = 1.0
+
+
+def request_interval_seconds(per_minute: int) -> float:
+    """The spacing of a provider's paced requests under a budget of ``per_minute`` in any 60 s: ``per_minute``
+    intervals span a minute and the departure slack, so that however late each request leaves within the
+    slack, no ``per_minute + 1`` of them arrive within 60 s (spacing 60 / ``per_minute`` went 0.7 % over
+    pyannote's budget across three hosts: bench/README.md, issue 20)."""
+    if per_minute < 1:
+        raise ValueError("requests per minute must be at least 1")
+    return (60.0 + REQUEST_DEPARTURE_SLACK_SECONDS) / per_minute
 
 
 @dataclass(frozen=True)

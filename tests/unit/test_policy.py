@@ -1,16 +1,22 @@
-"""The pipeline's shared decisions: the retry rule, whether a call is diarized and what Lemonfox is sent."""
+"""The pipeline's shared decisions: the retry rule, whether a call is diarized, what Lemonfox is sent and how
+far apart paced provider requests go."""
 
 from __future__ import annotations
+
+import bisect
+import random
 
 import pytest
 
 from scryon_dagster.domain.calls import ErrorCode
 from scryon_dagster.domain.policy import (
+    REQUEST_DEPARTURE_SLACK_SECONDS,
     TRANSIENT_ERROR_CODES,
     RetryPolicy,
     TranscriptionInput,
     diarization_skip_reason,
     is_transient,
+    request_interval_seconds,
     transcription_input,
 )
 
@@ -106,3 +112,33 @@ def test_lemonfox_is_sent_the_first_audio_within_its_upload_limit_or_nothing(
         transcription_input(preprocessed_bytes=preprocessed_bytes, original_bytes=original_bytes, max_upload_bytes=100)
         is expected
     )
+
+
+def _most_arrivals_in_a_minute(interval: float, delays: list[float]) -> int:
+    arrivals = sorted(slot * interval + delay for slot, delay in enumerate(delays))
+    return max(bisect.bisect_left(arrivals, arrival + 60.0) - first for first, arrival in enumerate(arrivals))
+
+
+@pytest.mark.parametrize("per_minute", [1, 6, 95, 600])
+def test_paced_requests_stay_within_the_budget_however_late_each_leaves_within_the_slack(per_minute: int) -> None:
+    rng = random.Random(per_minute)
+    requests = 4 * per_minute + 5
+    worst_cases = [
+        [0.0] * requests,
+        [REQUEST_DEPARTURE_SLACK_SECONDS * (slot % 2) for slot in range(requests)],
+        [rng.uniform(0.0, REQUEST_DEPARTURE_SLACK_SECONDS) for _ in range(requests)],
+    ]
+    for delays in worst_cases:
+        assert _most_arrivals_in_a_minute(request_interval_seconds(per_minute), delays) <= per_minute
+
+
+def test_spacing_a_budget_evenly_over_the_minute_alone_lets_late_departures_exceed_it() -> None:
+    # what the slack is for: an early request leaving late and the next on time crowd a minute
+    per_minute = 95
+    delays = [REQUEST_DEPARTURE_SLACK_SECONDS if slot == 0 else 0.0 for slot in range(2 * per_minute)]
+    assert _most_arrivals_in_a_minute(60.0 / per_minute, delays) > per_minute
+
+
+def test_a_budget_below_one_request_per_minute_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        request_interval_seconds(0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 
 from scryon_dagster.adapters.db.repository import CallDatabase
+from scryon_dagster.domain.policy import request_interval_seconds
 
 # Takes the next slot unless it lies more than max_wait seconds ahead; returns how long to wait for it.
 _RESERVE = """
@@ -29,11 +30,9 @@ class SharedRequestPacer:
     """Spaces one provider's requests across all processes on the call database (see RequestPacer)."""
 
     def __init__(self, db: CallDatabase, provider: str, per_minute: int) -> None:
-        if per_minute < 1:
-            raise ValueError("requests per minute must be at least 1")
         self._db = db
         self._provider = provider
-        self._interval = 60.0 / per_minute
+        self._interval = request_interval_seconds(per_minute)
 
     def reserve(self, max_wait_seconds: float) -> float | None:
         """Take the next slot and return the seconds until it; None (nothing taken) if that is too far."""

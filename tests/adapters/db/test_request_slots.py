@@ -21,13 +21,13 @@ def test_two_processes_draw_from_one_budget(db: CallDatabase, database_url: str)
         waits = [pacer.reserve(max_wait_seconds=30) for pacer in (first, second, first, second)]
 
     assert all(wait is not None for wait in waits)
-    # one slot per second across both: 0, 1, 2, 3 s from now (less the time the statements took)
+    # about one slot per second across both (61 s / 60): 0, 1, 2, 3 s from now, less the time the statements took
     for index, wait in enumerate(waits):
         assert wait == pytest.approx(index, abs=0.2)
 
 
 def test_concurrent_reservations_never_share_a_slot(db: CallDatabase) -> None:
-    pacer = SharedRequestPacer(db, "pyannote", per_minute=60)  # one slot per second
+    pacer = SharedRequestPacer(db, "pyannote", per_minute=60)  # about one slot per second
     slots: list[float] = []
     lock = threading.Lock()
 
@@ -44,14 +44,14 @@ def test_concurrent_reservations_never_share_a_slot(db: CallDatabase) -> None:
     for thread in threads:
         thread.join()
 
-    # 8 distinct slots a second apart (give or take how long each statement took to return)
+    # 8 distinct slots about a second apart (give or take how long each statement took to return)
     ordered = sorted(slots)
     assert len(ordered) == 8
     assert all(0.5 < later - earlier < 1.5 for earlier, later in itertools.pairwise(ordered))
 
 
 def test_a_slot_beyond_the_deadline_is_not_taken(db: CallDatabase) -> None:
-    pacer = SharedRequestPacer(db, "pyannote", per_minute=6)  # one slot per 10 s
+    pacer = SharedRequestPacer(db, "pyannote", per_minute=6)  # a slot about every 10 s
     assert pacer.reserve(max_wait_seconds=1) == pytest.approx(0, abs=0.2)
 
     assert pacer.reserve(max_wait_seconds=1) is None  # the next slot is ~10 s away

@@ -303,7 +303,7 @@ def test_no_secret_in_errors_or_logs(simulator: SimulatorServer, caplog: pytest.
 
 
 def test_api_requests_are_paced_to_the_configured_rate(simulator: SimulatorServer) -> None:
-    with make_client(simulator, pacer=RequestPacer(120)) as paced:  # one API request per 0.5 s
+    with make_client(simulator, pacer=RequestPacer(120)) as paced:  # one API request about every 0.5 s
         started = time.monotonic()
         for _ in range(5):
             paced.upload_media(silent_wav(1.0), "paced")  # one paced POST + one unpaced presigned PUT each
