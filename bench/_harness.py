@@ -15,7 +15,6 @@ import signal
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -39,8 +38,7 @@ from scryon_dagster.adapters.db.migrate import upgrade_to_head
 from scryon_dagster.adapters.db.records import NewCall
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.adapters.object_store import ObjectStore, build_object_store
-from scryon_dagster.dagster_cli import COMMAND_MODULE as DAGSTER_CLI
-from scryon_dagster.dagster_cli import DAEMON_COMMAND
+from scryon_dagster.dagster_cli import dagster_command, dagster_daemon_command
 from scryon_dagster.domain.calls import TERMINAL_STATUSES, Direction
 from scryon_dagster.pipeline.intake import enqueue_call
 from scryon_dagster.settings import load_settings
@@ -470,18 +468,7 @@ def dagster_dev(
     log = (home / "dagster-dev.log").open("wb")
     # as the demo runs it: run workers forked from a warm process unless SCRYON_RUN_WORKER_START=spawn
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            DAGSTER_CLI,
-            "dev",
-            "-m",
-            "scryon_dagster.definitions",
-            "-p",
-            str(port),
-            "-h",
-            "127.0.0.1",
-        ],
+        dagster_command("dev", "-m", "scryon_dagster.definitions", "-p", str(port), "-h", "127.0.0.1"),
         env=full_env,
         cwd=REPO_ROOT,
         stdout=log,
@@ -777,7 +764,7 @@ class DagsterDaemon:
         self.starts += 1
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", DAGSTER_CLI, DAEMON_COMMAND, "run", "-m", "scryon_dagster.definitions"],
+                dagster_daemon_command("run", "-m", "scryon_dagster.definitions"),
                 env=self.env,
                 cwd=REPO_ROOT,
                 stdout=log,

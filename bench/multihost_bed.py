@@ -44,8 +44,7 @@ from _harness import (
 from scryon_dagster.adapters.db.migrate import upgrade_to_head
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.adapters.object_store import build_object_store
-from scryon_dagster.dagster_cli import COMMAND_MODULE as DAGSTER_CLI
-from scryon_dagster.dagster_cli import DAEMON_COMMAND
+from scryon_dagster.dagster_cli import dagster_daemon_command
 from scryon_dagster.partitions import BATCH_TAG
 from scryon_dagster.settings import load_settings
 from scryon_dagster.simulator import SimulatorServer
@@ -159,7 +158,7 @@ class Bed:
         """Start the daemon and webserver on the control host and a Celery worker on each worker host;
         return once the webserver answers (the calls can be queued before, to be picked up at once)."""
         bin_dir = Path(sys.executable).parent
-        self.control.start("daemon", [sys.executable, "-m", DAGSTER_CLI, DAEMON_COMMAND, "run", *DEFINITIONS], self.env)
+        self.control.start("daemon", dagster_daemon_command("run", *DEFINITIONS), self.env)
         self.control.start(
             "webserver",
             [str(bin_dir / "dagster-webserver"), "-h", self.control.address, "-p", str(WEBSERVER_PORT), *DEFINITIONS],

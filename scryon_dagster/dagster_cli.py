@@ -17,6 +17,16 @@ COMMAND_MODULE = "scryon_dagster.dagster_cli"
 DAEMON_COMMAND = "daemon"
 
 
+def dagster_command(*arguments: str) -> list[str]:
+    """``dagster <arguments>`` through this module, in this interpreter."""
+    return [sys.executable, "-m", COMMAND_MODULE, *arguments]
+
+
+def dagster_daemon_command(*arguments: str) -> list[str]:
+    """``dagster-daemon <arguments>`` through this module, in this interpreter."""
+    return dagster_command(DAEMON_COMMAND, *arguments)
+
+
 def run_worker_start_method() -> RunWorkerStart:
     try:
         return load_settings().scryon_run_worker_start

@@ -22,7 +22,7 @@ from scryon_dagster.adapters.db.records import NewCall
 from scryon_dagster.adapters.db.repository import CallDatabase
 from scryon_dagster.adapters.object_store import build_object_store
 from scryon_dagster.dagster_cli import COMMAND_MODULE as DAGSTER_CLI
-from scryon_dagster.dagster_cli import DAEMON_COMMAND
+from scryon_dagster.dagster_cli import dagster_daemon_command
 from scryon_dagster.domain.calls import TERMINAL_STATUSES, Direction
 from scryon_dagster.pipeline.intake import enqueue_call
 from scryon_dagster.settings import Settings, load_settings
@@ -98,7 +98,7 @@ def _run_demo(settings: Settings, *, ui_port: int, open_ui: bool, wait_seconds: 
             print(f"Dagster UI: http://127.0.0.1:{ui_port}  (Ctrl-C stops Dagster and the SIMULATOR)")
             _run_until_interrupted(_dagster_dev_command(ui_port))
         else:
-            daemon = subprocess.Popen([sys.executable, "-m", DAGSTER_CLI, DAEMON_COMMAND, *DAEMON_ARGUMENTS])
+            daemon = subprocess.Popen(dagster_daemon_command(*DAEMON_ARGUMENTS))
             try:
                 _wait_for_terminal(database_url, call_ids, wait_seconds)
             finally:

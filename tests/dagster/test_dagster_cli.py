@@ -23,7 +23,7 @@ import psutil
 import pytest
 from dagster._grpc.client import DagsterGrpcClient  # the reload the UI asks for; no public client has it
 
-from scryon_dagster.dagster_cli import COMMAND_MODULE, run_worker_start_method
+from scryon_dagster.dagster_cli import dagster_command, run_worker_start_method
 from tests.e2e.harness import free_port, stop_process_group
 from tests.fixtures.postgres import create_database, drop_database
 
@@ -134,7 +134,7 @@ def code_server(
     }
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", COMMAND_MODULE, "code-server", "start", "-p", str(port), "-m", module],
+        dagster_command("code-server", "start", "-p", str(port), "-m", module),
         env=env,
         cwd=tmp_path,
         start_new_session=True,

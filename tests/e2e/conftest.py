@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from scryon_dagster.dagster_cli import COMMAND_MODULE as DAGSTER_CLI
+from scryon_dagster.dagster_cli import dagster_command
 from tests.e2e.harness import LOCATION, free_port, stop_process_group
 from tests.fixtures.postgres import create_database, drop_database
 
@@ -81,7 +80,7 @@ def dagster_dev(dagster_env: dict[str, str], dagster_home: Path) -> Iterator[str
     log = (dagster_home / "dagster-dev.log").open("wb")
     # as the demo runs it (run workers forked from a warm process)
     process = subprocess.Popen(
-        [sys.executable, "-m", DAGSTER_CLI, "dev", *LOCATION, "-p", str(port), "-h", "127.0.0.1"],
+        dagster_command("dev", *LOCATION, "-p", str(port), "-h", "127.0.0.1"),
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -8,7 +8,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +17,7 @@ import dagster as dg
 import pytest
 
 from scryon_dagster.adapters.db.repository import CallDatabase
-from scryon_dagster.dagster_cli import COMMAND_MODULE as DAGSTER_CLI
-from scryon_dagster.dagster_cli import DAEMON_COMMAND
+from scryon_dagster.dagster_cli import dagster_command, dagster_daemon_command
 from scryon_dagster.domain.calls import CallStatus
 from scryon_dagster.simulator import SimulatorServer
 from tests.e2e.harness import LOCATION, free_port, stop_process_group, wait_until_terminal
@@ -125,7 +123,7 @@ def code_server(dagster_env: dict[str, str], dagster_home: Path) -> Iterator[Pat
     port = free_port()
     log = (dagster_home / "code-server.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", DAGSTER_CLI, "api", "grpc", *LOCATION, "-h", "127.0.0.1", "-p", str(port)],
+        dagster_command("api", "grpc", *LOCATION, "-h", "127.0.0.1", "-p", str(port)),
         env=dagster_env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -151,7 +149,7 @@ def _listening(port: int) -> bool:
 def _start_daemon(workspace: Path, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     with log_path.open("ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", DAGSTER_CLI, DAEMON_COMMAND, "run", "-w", str(workspace)],
+            dagster_daemon_command("run", "-w", str(workspace)),
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
